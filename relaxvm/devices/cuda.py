@@ -1,0 +1,169 @@
+"""The CUDA backend on CuPy, imported lazily.
+
+Raw blocks come straight from cudaMalloc (``cupy.cuda.Memory``), never from CuPy's
+pool: the pool is ours. Timing uses CUDA events on the device's current stream.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from relaxvm.devices.backend import DeviceBackend, DeviceTimer
+from relaxvm.errors import DeviceError
+
+_INSTALL_HINT = "install the CUDA extra: pip install 'relaxvm[cuda12]' (or 'relaxvm[cuda13]')"
+
+
+def _import_cupy() -> Any:
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install raising at import
+        raise DeviceError(
+            f"CuPy could not be imported ({type(exc).__name__}: "
+            f"{exc}); {_INSTALL_HINT}") from exc
+    return cupy
+
+
+class CUDATimer(DeviceTimer):
+    """Two CUDA events on the current stream; no device sync until ``elapsed_ns``."""
+
+    __slots__ = ("_cupy", "_begin", "_end")
+
+    def __init__(self, cupy: Any) -> None:
+        self._cupy = cupy
+        self._begin = cupy.cuda.Event()
+        self._end = cupy.cuda.Event()
+
+    def start(self) -> None:
+        self._begin.record()
+
+    def stop(self) -> None:
+        self._end.record()
+
+    def elapsed_ns(self) -> int:
+        self._end.synchronize()
+        return int(self._cupy.cuda.get_elapsed_time(self._begin, self._end) * 1e6)
+
+
+class CUDABackend(DeviceBackend):
+    device_type = 2
+    name = "cuda"
+
+    def __init__(self) -> None:
+        self._cupy: Any = None
+
+    @property
+    def cupy(self) -> Any:
+        if self._cupy is None:
+            self._cupy = _import_cupy()
+        return self._cupy
+
+    @property
+    def xp(self) -> Any:  # type: ignore[override]
+        return self.cupy
+
+    def exists(self, index: int) -> bool:
+        try:
+            cupy = self.cupy
+            return bool(cupy.cuda.is_available()) and index < cupy.cuda.runtime.getDeviceCount()
+        except Exception:
+            return False
+
+    def require(self, index: int) -> None:
+        try:
+            cupy = self.cupy
+        except DeviceError as exc:
+            raise DeviceError(f"cuda:{index} is not available: {exc}") from exc.__cause__
+        try:
+            available = bool(cupy.cuda.is_available())
+            count = cupy.cuda.runtime.getDeviceCount() if available else 0
+        except Exception as exc:
+            raise DeviceError(f"cuda:{index} is not available: the CUDA driver failed "
+                              f"({type(exc).__name__}: {exc})") from exc
+        if not available or count == 0:
+            raise DeviceError(f"cuda:{index} is not available: no CUDA GPU or driver was found "
+                              f"(cupy.cuda.is_available() is False)")
+        if index >= count:
+            raise DeviceError(f"cuda:{index} is not available: this machine has {count} CUDA "
+                              f"device(s), indices 0..{count - 1}")
+
+    def attribute(self, index: int, name: str) -> Any:
+        self.require(index)
+        props = self.cupy.cuda.runtime.getDeviceProperties(index)
+        raw_name = props["name"]
+        values = {
+            "device_name": raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name),
+            "compute_version": f"{props['major']}.{props['minor']}",
+            "total_global_memory": props["totalGlobalMem"],
+            "multi_processor_count": props["multiProcessorCount"],
+            "max_threads_per_block": props["maxThreadsPerBlock"],
+            "warp_size": props["warpSize"],
+            "max_shared_memory_per_block": props["sharedMemPerBlock"],
+            "max_clock_rate": props.get("clockRate", 0),
+        }
+        return values[name]
+
+    def raw_alloc(self, index: int, nbytes: int) -> Any:
+        cupy = self.cupy
+        with cupy.cuda.Device(index):
+            return cupy.cuda.Memory(max(nbytes, 1))
+
+    def raw_free(self, handle: Any) -> None:
+        # cupy.cuda.Memory calls cudaFree when its last reference goes.
+        return None
+
+    def view(self, handle: Any, offset: int, shape: tuple[int, ...], dtype: Any) -> Any:
+        cupy = self.cupy
+        return cupy.ndarray(shape, dtype, memptr=cupy.cuda.MemoryPointer(handle, offset))
+
+    def release_foreign_caches(self) -> None:
+        try:
+            self.cupy.get_default_memory_pool().free_all_blocks()
+            self.cupy.get_default_pinned_memory_pool().free_all_blocks()
+        except Exception:
+            pass
+
+    def memory_info(self, index: int) -> tuple[int, int] | None:
+        try:
+            with self.cupy.cuda.Device(index):
+                free, total = self.cupy.cuda.runtime.memGetInfo()
+            return int(free), int(total)
+        except Exception:
+            return None
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        return self.cupy.asnumpy(array)
+
+    def copy_from_host(self, dst: Any, src: np.ndarray) -> None:
+        if dst.flags.c_contiguous:
+            dst.set(np.ascontiguousarray(src))
+        else:
+            dst[...] = self.cupy.asarray(src)
+
+    def copy_within(self, dst: Any, src: Any) -> None:
+        if dst.device.id == src.device.id or not (
+                dst.flags.c_contiguous and src.flags.c_contiguous):
+            with dst.device:
+                self.cupy.copyto(dst, src)
+        else:
+            dst.data.copy_from_device(src.data, src.nbytes)
+
+    def is_array(self, obj: Any) -> bool:
+        return type(obj).__module__.startswith("cupy") and hasattr(obj, "__cuda_array_interface__")
+
+    def synchronize(self, index: int) -> None:
+        with self.cupy.cuda.Device(index):
+            self.cupy.cuda.get_current_stream().synchronize()
+
+    def create_timer(self, index: int) -> DeviceTimer:
+        with self.cupy.cuda.Device(index):
+            return CUDATimer(self.cupy)
+
+    def activate(self, index: int) -> Any:
+        return self.cupy.cuda.Device(index)
+
+
+BACKEND = CUDABackend()

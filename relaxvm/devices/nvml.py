@@ -1,0 +1,105 @@
+"""GPU telemetry through NVML (package ``nvidia-ml-py``, imported as ``pynvml``).
+
+A CUDA index is mapped to its NVML handle by PCI bus id, because CUDA and NVML may
+enumerate GPUs in different orders. Every failure — no pynvml, no driver, an
+unsupported query — yields None for that field, never an exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+_state: dict[str, Any] = {"initialized": None}
+
+
+def _nvml() -> Any | None:
+    if _state["initialized"] is False:
+        return None
+    try:
+        import pynvml
+        if not _state["initialized"]:
+            pynvml.nvmlInit()
+            _state["initialized"] = True
+        return pynvml
+    except Exception:
+        _state["initialized"] = False
+        return None
+
+
+def _cuda_pci_bus_id(index: int) -> str | None:
+    try:
+        import cupy
+        return str(cupy.cuda.runtime.deviceGetPCIBusId(index))
+    except Exception:
+        return None
+
+
+def handle_for_cuda_index(index: int) -> Any | None:
+    """The NVML handle of ``cuda:index``, matched by PCI bus id (falling back to index)."""
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    bus_id = _cuda_pci_bus_id(index)
+    if bus_id is not None:
+        try:
+            return nvml.nvmlDeviceGetHandleByPciBusId(bus_id.encode())
+        except Exception:
+            try:
+                return nvml.nvmlDeviceGetHandleByPciBusId(bus_id)
+            except Exception:
+                pass
+    try:
+        return nvml.nvmlDeviceGetHandleByIndex(index)
+    except Exception:
+        return None
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception:
+        return None
+
+
+def telemetry(index: int) -> dict[str, Any] | None:
+    """Name, memory, utilization, clocks, temperature and power of ``cuda:index``.
+
+    Returns None when NVML is unusable; individual fields are None when unsupported.
+    """
+    nvml = _nvml()
+    handle = handle_for_cuda_index(index) if nvml is not None else None
+    if nvml is None or handle is None:
+        return None
+    name = _safe(lambda: nvml.nvmlDeviceGetName(handle))
+    if isinstance(name, bytes):
+        name = name.decode()
+    mem = _safe(lambda: nvml.nvmlDeviceGetMemoryInfo(handle))
+    util = _safe(lambda: nvml.nvmlDeviceGetUtilizationRates(handle))
+    power_mw = _safe(lambda: nvml.nvmlDeviceGetPowerUsage(handle))
+    return {
+        "name": name,
+        "pci_bus_id": _cuda_pci_bus_id(index),
+        "memory_used_bytes": getattr(mem, "used", None),
+        "memory_total_bytes": getattr(mem, "total", None),
+        "gpu_utilization_percent": getattr(util, "gpu", None),
+        "memory_utilization_percent": getattr(util, "memory", None),
+        "sm_clock_mhz": _safe(lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM)),
+        "memory_clock_mhz": _safe(
+            lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_MEM)),
+        "temperature_c": _safe(
+            lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)),
+        "power_w": None if power_mw is None else power_mw / 1000.0,
+        "driver_version": _safe(lambda: _text(nvml.nvmlSystemGetDriverVersion())),
+    }
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def device_count() -> int | None:
+    """Number of GPUs NVML sees, or None when NVML is unusable."""
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    return _safe(nvml.nvmlDeviceGetCount)

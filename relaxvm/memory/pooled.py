@@ -1,0 +1,149 @@
+"""PooledAllocator: size-rounded free lists, reuse, release-and-retry on OOM.
+
+Policy (see docs/memory.md for the measurements behind it):
+
+* Sizes round up to 4 KiB pages below 1 MiB, 64 KiB below 64 MiB, 2 MiB above. A freed
+  block goes on the free list of its exact rounded size; an alloc of that size pops it
+  (LIFO, no splitting or merging). Statically planned programs ask for the same sizes
+  on every run, and exact-size lists are the cheapest policy that reaches a
+  fragmentation of 1.0 on them.
+* On an exact-size miss, the smallest cached block of up to twice the request is
+  reused. Dynamic shapes (a growing sequence, a variable batch) otherwise never hit.
+* When the device (or ``limit_bytes``) refuses a request, every cached block is released
+  and the request retried once; a second refusal raises OutOfMemoryError.
+* A block still viewed by an array outside relaxvm when it is freed is not cached:
+  handing it out again would let that array see someone else's data.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from relaxvm.devices.backend import ALIGNMENT, DeviceBackend
+from relaxvm.devices.device import Device
+from relaxvm.memory.allocator import POOLED, Allocator, Buffer
+
+KIB = 1 << 10
+MIB = 1 << 20
+
+
+def round_size(nbytes: int) -> int:
+    """The block size a request of ``nbytes`` is served from."""
+    if nbytes <= MIB:
+        step = 4 * KIB
+    elif nbytes <= 64 * MIB:
+        step = 64 * KIB
+    else:
+        step = 2 * MIB
+    return max(step, (nbytes + step - 1) // step * step)
+
+
+class PooledAllocator(Allocator):
+    """Caches freed blocks in per-size free lists and reuses them."""
+
+    kind = POOLED
+
+    def __init__(self, device: Device, backend: DeviceBackend | None = None,
+                 limit_bytes: int | None = None) -> None:
+        super().__init__(device, backend, limit_bytes)
+        self._free_lists: dict[int, list[Buffer]] = {}
+        self._sizes: list[int] = []  # sorted keys of _free_lists, for the 2x fallback
+        self._cached_bytes = 0
+        self._ref_baseline: int | None = None
+        self.num_blocks_dropped_in_use = 0
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held in free lists, ready for reuse."""
+        return self._cached_bytes
+
+    def alloc(self, nbytes: int, alignment: int = ALIGNMENT) -> Buffer:
+        if nbytes.__class__ is not int or nbytes < 0 or alignment != ALIGNMENT:
+            self._check_request(nbytes, alignment)
+        size = round_size(nbytes)
+        free_list = self._free_lists.get(size)
+        if free_list:
+            buffer = free_list.pop()
+            self._cached_bytes -= size
+            self.num_cache_hits += 1
+        else:
+            buffer = self._take_larger_cached(size) or self._alloc_fresh(size)
+        self.num_allocs += 1
+        self._allocated += buffer.nbytes
+        if self._allocated > self._allocated_peak:
+            self._allocated_peak = self._allocated
+        return buffer
+
+    def free(self, buffer: Buffer) -> None:
+        self.num_frees += 1
+        size = buffer.nbytes
+        self._allocated -= size
+        if self._ref_baseline is None:
+            self._ref_baseline = self._measure_ref_baseline()
+        if self.backend.ref_count(buffer.handle) > self._ref_baseline:
+            # Someone outside still views this memory: let it go with them.
+            self.num_blocks_dropped_in_use += 1
+            self._reserved -= size
+            buffer.handle = None
+            return
+        free_list = self._free_lists.get(size)
+        if free_list is None:
+            free_list = self._free_lists[size] = []
+            bisect.insort(self._sizes, size)
+        free_list.append(buffer)
+        self._cached_bytes += size
+
+    def empty_cache(self) -> int:
+        released = 0
+        for free_list in self._free_lists.values():
+            for buffer in free_list:
+                self._backend_free(buffer.handle, buffer.nbytes)
+                buffer.handle = None
+                released += buffer.nbytes
+            free_list.clear()
+        self._free_lists.clear()
+        self._sizes.clear()
+        self._cached_bytes = 0
+        return released
+
+    def stats(self) -> dict[str, int]:
+        out = super().stats()
+        out["cached_bytes.current"] = self._cached_bytes
+        out["num_blocks_dropped_in_use"] = self.num_blocks_dropped_in_use
+        return out
+
+    # -- slow paths -----------------------------------------------------------------
+    def _take_larger_cached(self, size: int) -> Buffer | None:
+        """Pop the smallest cached block in (size, 2*size], or None."""
+        sizes = self._sizes
+        i = bisect.bisect_right(sizes, size)
+        while i < len(sizes) and sizes[i] <= 2 * size:
+            free_list = self._free_lists[sizes[i]]
+            if free_list:
+                buffer = free_list.pop()
+                self._cached_bytes -= buffer.nbytes
+                self.num_cache_hits += 1
+                return buffer
+            i += 1
+        return None
+
+    def _alloc_fresh(self, size: int) -> Buffer:
+        self.num_cache_misses += 1
+        try:
+            handle = self._backend_alloc(size)
+        except MemoryError:
+            self.num_alloc_retries += 1
+            self.empty_cache()
+            self.backend.release_foreign_caches()
+            try:
+                handle = self._backend_alloc(size)
+            except MemoryError as exc:
+                self._raise_oom(size, exc)
+        return Buffer(handle, self.device, size, self)
+
+    def _measure_ref_baseline(self) -> int:
+        """The reference count of a block that nobody outside views, read as free() reads it."""
+        probe = Buffer(self.backend.raw_alloc(self.device.index, 1), self.device, 1, self)
+        baseline = self.backend.ref_count(probe.handle)
+        self.backend.raw_free(probe.handle)
+        return baseline

@@ -1,0 +1,217 @@
+"""Tensor: an n-dimensional array on a device, usually a view into a pooled Storage.
+
+A Tensor wraps the backend's native array (``numpy.ndarray`` on CPU, ``cupy.ndarray``
+on CUDA) as ``.array`` — kernels read and write that directly — and keeps its Storage
+alive, so memory returns to the pool only when the last view is gone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from relaxvm.devices.device import CPU, Device, cpu
+from relaxvm.devices.device import device as parse_device
+from relaxvm.errors import DeviceError
+from relaxvm.memory.allocator import Allocator
+from relaxvm.memory.manager import global_memory_manager
+from relaxvm.memory.storage import Storage
+from relaxvm.objects import Shape, numpy_dtype
+
+
+class Tensor:
+    """An array on a device. Make one with :func:`tensor`, :func:`empty` or
+    :func:`from_dlpack`; read it back with :meth:`numpy`."""
+
+    __slots__ = ("array", "device", "storage", "__weakref__")
+
+    def __init__(self, array: Any, device: Device, storage: Storage | None = None) -> None:
+        self.array = array
+        self.device = device
+        self.storage = storage
+
+    # -- description ------------------------------------------------------------------
+    @property
+    def shape(self) -> Shape:
+        return Shape(self.array.shape)
+
+    @property
+    def dtype(self) -> str:
+        return self.array.dtype.name
+
+    @property
+    def ndim(self) -> int:
+        return self.array.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.array.size)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.array.nbytes)
+
+    @property
+    def byte_offset(self) -> int:
+        """Offset of the first element inside the Storage (0 for foreign arrays)."""
+        if self.storage is None:
+            return 0
+        base = self.storage.buffer.handle
+        if self.device.device_type == CPU:
+            return int(self.array.ctypes.data - base.ctypes.data)
+        return int(self.array.data.ptr - base.ptr)
+
+    def __repr__(self) -> str:
+        return f"<Tensor {self.dtype}{list(self.array.shape)} on {self.device}>"
+
+    def __str__(self) -> str:
+        return f"{self!r}\n{self.numpy()}"
+
+    # -- data movement ----------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """A host NumPy copy of the data (use ``np.from_dlpack`` for a zero-copy view)."""
+        return self.device.backend.to_numpy(self.array)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def copyto(self, target: Device | str | Tensor) -> Tensor:
+        """Copy into ``target``: a Tensor of the same shape/dtype, or a new Tensor on a device."""
+        if isinstance(target, Tensor):
+            target.copyfrom(self)
+            return target
+        dev = parse_device(target)
+        out = empty(self.array.shape, self.array.dtype, dev)
+        copy_array(out.array, dev, self.array, self.device)
+        return out
+
+    def copyfrom(self, source: Any) -> Tensor:
+        """Overwrite this tensor's data with ``source`` (a Tensor or an array-like)."""
+        if isinstance(source, Tensor):
+            _check_same_layout("Tensor.copyfrom", self, source.array.shape, source.array.dtype)
+            copy_array(self.array, self.device, source.array, source.device)
+            return self
+        if self.device.backend.is_array(source) and self.device.device_type != CPU:
+            _check_same_layout("Tensor.copyfrom", self, source.shape, source.dtype)
+            self.device.backend.copy_within(self.array, source)
+            return self
+        host = np.asarray(source)
+        if host.dtype != self.array.dtype:
+            if host.shape != self.array.shape:
+                _check_same_layout("Tensor.copyfrom", self, host.shape, host.dtype)
+            host = host.astype(self.array.dtype)
+        _check_same_layout("Tensor.copyfrom", self, host.shape, host.dtype)
+        self.device.backend.copy_from_host(self.array, host)
+        return self
+
+    # -- DLPack -------------------------------------------------------------------------
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.array.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (self.device.device_type, self.device.index)
+
+
+def _check_same_layout(where: str, dst: Tensor, shape: Sequence[int], dtype: Any) -> None:
+    if tuple(shape) != tuple(dst.array.shape) or np.dtype(dtype) != dst.array.dtype:
+        raise ValueError(f"{where}: source must be {dst.dtype}{list(dst.array.shape)}, got "
+                         f"{np.dtype(dtype).name}{list(shape)}")
+
+
+def copy_array(dst: Any, dst_device: Device, src: Any, src_device: Device) -> None:
+    """Copy between native arrays of any two devices (same shape and dtype)."""
+    if dst_device.device_type == src_device.device_type:
+        dst_device.backend.copy_within(dst, src)
+    elif src_device.device_type == CPU:
+        dst_device.backend.copy_from_host(dst, src)
+    elif dst_device.device_type == CPU:
+        np.copyto(dst, src_device.backend.to_numpy(src))
+    else:
+        dst_device.backend.copy_from_host(dst, src_device.backend.to_numpy(src))
+
+
+def tensor_in_storage(storage: Storage, offset: int, shape: Sequence[int], dtype: Any) -> Tensor:
+    """A view of ``shape``/``dtype`` into ``storage`` at byte ``offset`` (bounds-checked)."""
+    np_dtype = numpy_dtype(dtype)
+    nbytes = np_dtype.itemsize
+    for d in shape:
+        nbytes *= d
+    buffer = storage.buffer
+    if offset < 0 or offset + nbytes > buffer.nbytes:
+        raise ValueError(f"alloc_tensor: a {np_dtype.name}{list(shape)} tensor needs {nbytes} "
+                         f"bytes at offset {offset}, but the storage holds {buffer.nbytes} bytes")
+    array = buffer.device.backend.view(buffer.handle, offset, tuple(shape), np_dtype)
+    return Tensor(array, buffer.device, storage)
+
+
+def empty(shape: Sequence[int], dtype: Any = "float32", device: Device | str | None = None,
+          allocator: Allocator | None = None) -> Tensor:
+    """An uninitialized tensor, from ``allocator`` or the device's pooled allocator."""
+    dev = cpu(0) if device is None else parse_device(device)
+    np_dtype = numpy_dtype(dtype)
+    try:
+        shape = tuple(int(d) for d in shape)
+    except TypeError:
+        raise TypeError(f"empty: shape must be a sequence of ints, got {shape!r}") from None
+    if any(d < 0 for d in shape):
+        raise ValueError(f"empty: shape must not have negative dimensions, got {list(shape)}")
+    nbytes = np_dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    alloc = allocator if allocator is not None else global_memory_manager().get_allocator(dev)
+    storage = Storage(alloc.alloc(nbytes))
+    return tensor_in_storage(storage, 0, shape, np_dtype)
+
+
+def tensor(data: Any, device: Device | str | None = None, dtype: Any = None) -> Tensor:
+    """A new tensor on ``device`` (default ``cpu(0)``) holding a copy of ``data``.
+
+    ``data`` may be a Tensor, a NumPy or CuPy array, a DLPack-capable object, a nested
+    list or a scalar.
+    """
+    dev = cpu(0) if device is None else parse_device(device)
+    if isinstance(data, Tensor):
+        source = data if dtype is None or numpy_dtype(dtype) == data.array.dtype else None
+        if source is not None:
+            return data.copyto(dev)
+        data = data.numpy()
+    if dev.device_type != CPU and _is_device_array(data):
+        arr = data if dtype is None else data.astype(numpy_dtype(dtype))
+        out = empty(arr.shape, arr.dtype, dev)
+        dev.backend.copy_within(out.array, arr)
+        return out
+    if _is_device_array(data):
+        data = data.get()
+    host = np.asarray(data, dtype=None if dtype is None else numpy_dtype(dtype))
+    if host.dtype == object:
+        raise TypeError(f"tensor: data must be numeric, got an object array from {type(data)}")
+    out = empty(host.shape, host.dtype, dev)
+    dev.backend.copy_from_host(out.array, host)
+    return out
+
+
+def _is_device_array(obj: Any) -> bool:
+    return hasattr(obj, "__cuda_array_interface__")
+
+
+def from_dlpack(obj: Any) -> Tensor:
+    """A zero-copy Tensor over any DLPack producer (NumPy, CuPy, torch, ...)."""
+    if isinstance(obj, Tensor):
+        return obj
+    if not hasattr(obj, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: expected an object with __dlpack__ and "
+                        f"__dlpack_device__, got {type(obj).__name__}")
+    dev_type, index = obj.__dlpack_device__()
+    dev_type = int(dev_type)
+    if dev_type == CPU:
+        return Tensor(np.from_dlpack(obj), Device(CPU, 0))
+    if dev_type == 2:
+        backend = Device(2, int(index)).backend
+        return Tensor(backend.xp.from_dlpack(obj), Device(2, int(index)))
+    raise DeviceError(f"from_dlpack: device type {dev_type} is not supported; relaxvm handles "
+                      f"CPU (1) and CUDA (2)")
+
+
+def asarray(value: Any) -> Any:
+    """The native array behind a Tensor, or ``value`` itself."""
+    return value.array if isinstance(value, Tensor) else value
