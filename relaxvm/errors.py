@@ -60,9 +60,12 @@ class VMError(RelaxVMError, RuntimeError):
     ``main: instruction 4 (call matmul): shapes (3, 4) and (5, 6) are not aligned``."""
 
 
-class ArgumentError(RelaxVMError, TypeError):
+class ArgumentError(RelaxVMError, TypeError, ValueError):
     """A function received an argument of the wrong kind, shape or dtype, e.g.
-    ``main: parameter x expects float32[32, 32], got float32[3, 3]``."""
+    ``main: parameter x expects float32[32, 32], got float32[3, 3]``.
+
+    It is both a TypeError and a ValueError: TVM raises the former for a wrong kind of
+    value and the latter for a wrong shape or dtype, and callers catch either."""
 
 
 class UnsupportedOpError(RelaxVMError, NotImplementedError):

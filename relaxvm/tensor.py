@@ -62,6 +62,10 @@ class Tensor:
             return int(self.array.ctypes.data - base.ctypes.data)
         return int(self.array.data.ptr - base.ptr)
 
+    def __bool__(self) -> bool:
+        raise TypeError(f"the truth value of a Tensor ({self.dtype}{list(self.array.shape)}) is "
+                        f"ambiguous; read it with vm.builtin.read_if_cond or .numpy()")
+
     def __repr__(self) -> str:
         return f"<Tensor {self.dtype}{list(self.array.shape)} on {self.device}>"
 

@@ -34,6 +34,10 @@ class DeviceTimer:
     def elapsed_ns(self) -> int:
         raise NotImplementedError
 
+    def start_offset_ns(self, origin: DeviceTimer) -> int:
+        """Nanoseconds from ``origin``'s start to this timer's start (same device)."""
+        raise NotImplementedError
+
 
 class DeviceBackend:
     """The interface every device type implements (template methods, small overrides)."""

@@ -31,6 +31,9 @@ class CPUTimer(DeviceTimer):
     def elapsed_ns(self) -> int:
         return self._stop - self._start
 
+    def start_offset_ns(self, origin: DeviceTimer) -> int:
+        return self._start - origin._start  # type: ignore[attr-defined]
+
 
 class CPUBackend(DeviceBackend):
     device_type = 1

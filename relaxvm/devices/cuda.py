@@ -47,6 +47,11 @@ class CUDATimer(DeviceTimer):
         self._end.synchronize()
         return int(self._cupy.cuda.get_elapsed_time(self._begin, self._end) * 1e6)
 
+    def start_offset_ns(self, origin: DeviceTimer) -> int:
+        self._begin.synchronize()
+        return int(self._cupy.cuda.get_elapsed_time(origin._begin, self._begin)  # type: ignore
+                   * 1e6)
+
 
 class CUDABackend(DeviceBackend):
     device_type = 2

@@ -1,0 +1,296 @@
+"""VirtualMachine: loads an Executable onto devices and runs its functions.
+
+Loading does all the name work once (TVM's InitFuncPool): packed functions are resolved
+to builtins, registered functions or kernel routers; constants move to the first device;
+VM functions are translated to Python functions (see ``translate``). Running is then a
+plain Python call. Errors raised inside are re-raised with the VM function, instruction
+index and callee attached, and the VM keeps no per-call state, so it stays usable.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from relaxvm.devices.device import CPU, Device, cpu
+from relaxvm.devices.device import device as parse_device
+from relaxvm.errors import ArgumentError, VMError
+from relaxvm.memory.allocator import Allocator
+from relaxvm.memory.manager import global_memory_manager, parse_memory_cfg
+from relaxvm.tensor import Tensor, tensor
+from relaxvm.vm import builtins as _builtins  # noqa: F401  (registers vm.builtin.*)
+from relaxvm.vm.closure import VMClosure
+from relaxvm.vm.errors import contextualize
+from relaxvm.vm.executable import Executable, FuncKind
+from relaxvm.vm.resolve import resolve_packed
+from relaxvm.vm.translate import INSTRUMENT, PLAIN, PROFILE, Translation, compile_translation
+
+
+class VMInstrumentReturnKind(enum.IntEnum):
+    """What an instrument returns before a call: run it (NO_OP) or skip it (SKIP_RUN)."""
+    NO_OP = 0
+    SKIP_RUN = 1
+
+
+class VirtualMachine:
+    """Runs an Executable on one device or a list of devices (a CPU is always appended).
+
+    ``memory_cfg``: None (pooled everywhere), "naive"/"pooled", or a dict Device -> kind.
+    ``profile=True`` prepares the per-op profiling translation up front.
+    """
+
+    NAIVE_ALLOCATOR = 1
+    POOLED_ALLOCATOR = 2
+
+    def __init__(self, exe: Executable, device: Device | str | Sequence[Device | str],
+                 memory_cfg: str | Mapping[Device, str] | None = None,
+                 profile: bool = False) -> None:
+        if not isinstance(exe, Executable):
+            raise TypeError(f"VirtualMachine: exe must be an Executable, got "
+                            f"{type(exe).__name__}")
+        self.exe = exe
+        self.devices = _device_list(device)
+        kinds = parse_memory_cfg(memory_cfg, self.devices)
+        manager = global_memory_manager()
+        self.allocators: list[Allocator] = [
+            manager.get_allocator(dev, kind) for dev, kind in zip(self.devices, kinds)]
+        self._strict_devices = len(set(self.devices)) > len({d.device_type for d in self.devices})
+        self.constants = [self._load_constant(c) for c in exe.constants]
+        self._is_vm_func = [info.kind == FuncKind.VM_FUNC for info in exe.func_table]
+        self._pool: list[Any] = [None] * len(exe.func_table)
+        self._kernel_names: set[int] = set()
+        for index, info in enumerate(exe.func_table):
+            if not self._is_vm_func[index]:
+                self._pool[index] = resolve_packed(info.name, self)
+        self._translations: dict[str, Translation] = {}
+        self._instrument: Callable[..., Any] | None = None
+        self._active = self._translate(PLAIN)
+        self._saved: dict[str, Callable[..., Any]] = {}
+        self._inputs: dict[str, list[Any]] = {}
+        self._outputs: dict[str, Any] = {}
+        self._profiler: Any = None
+        if profile:
+            self._translate(PROFILE)
+
+    # -- loading ------------------------------------------------------------------------
+    def _load_constant(self, value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return _tensor_from(value, self.devices[0], self.allocators[0])
+        if type(value) is tuple:
+            return tuple(self._load_constant(v) for v in value)
+        return value
+
+    def _translate(self, mode: str, hook: Any = None) -> Translation:
+        from relaxvm.vm.resolve import site_router_factory
+        translation = compile_translation(
+            self.exe, self._is_vm_func, self._pool, self.constants, self, hook, mode,
+            site_router_factory(self))
+        if mode != INSTRUMENT:
+            self._translations[mode] = translation
+        return translation
+
+    def _all_translations(self) -> list[Translation]:
+        found = list(self._translations.values())
+        if self._active not in found:
+            found.append(self._active)
+        return found
+
+    def allocator_for(self, device: Device) -> Allocator:
+        """The VM's allocator for ``device``, or the pooled global one if it is not listed."""
+        for dev, alloc in zip(self.devices, self.allocators):
+            if dev is device:
+                return alloc
+        return global_memory_manager().get_allocator(device)
+
+    # -- calling ----------------------------------------------------------------------------
+    def _function_index(self, name: str, where: str) -> int:
+        index = self.exe.func_map.get(name)
+        if index is None or not self._is_vm_func[index]:
+            import difflib
+            names = [i.name for i, vm in zip(self.exe.func_table, self._is_vm_func) if vm]
+            close = difflib.get_close_matches(name, names + list(self._saved), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise AttributeError(f"{where}: the executable has no function {name!r} "
+                                 f"(functions: {', '.join(names) or 'none'}){hint}")
+        return index
+
+    def _convert_arg(self, value: Any, to_device: bool) -> Any:
+        if isinstance(value, Tensor):
+            if to_device and value.device is not self.devices[0]:
+                return value.copyto(self.devices[0])
+            return value
+        if isinstance(value, (np.ndarray, np.generic)):
+            return tensor(np.asarray(value), self.devices[0])
+        if isinstance(value, list):
+            return tuple(self._convert_arg(v, to_device) for v in value)
+        if type(value) is tuple:
+            return tuple(self._convert_arg(v, to_device) for v in value)
+        return value
+
+    def _bind_args(self, name: str, index: int, args: Sequence[Any],
+                   kwargs: Mapping[str, Any], to_device: bool = False) -> list[Any]:
+        info = self.exe.func_table[index]
+        params = list(info.param_names) or [f"arg{i}" for i in range(info.num_args)]
+        if kwargs:
+            args = list(args)
+            unknown = [k for k in kwargs if k not in params]
+            if unknown:
+                raise ArgumentError(f"{name}: unexpected keyword argument(s) {unknown}; "
+                                    f"parameters are ({', '.join(params)})")
+            for position, param in enumerate(params):
+                if param in kwargs:
+                    if position < len(args):
+                        raise ArgumentError(f"{name}: parameter {param} given both "
+                                            f"positionally and by keyword")
+                    if position > len(args):
+                        missing = params[len(args):position]
+                        raise ArgumentError(f"{name}: missing argument(s) {missing}")
+                    args.append(kwargs[param])
+        if len(args) != info.num_args:
+            raise ArgumentError(
+                f"{name}: invoking function {name} expects {info.num_args} arguments "
+                f"({', '.join(params)}), but {len(args)} arguments were provided")
+        return [self._convert_arg(a, to_device) for a in args]
+
+    def _invoke(self, index: int, args: Sequence[Any]) -> Any:
+        fn = self._active.functions[index]
+        try:
+            return fn(*args)
+        except Exception as exc:
+            raise contextualize(exc, self) from exc
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        saved = self._saved.get(name)
+        if saved is not None:
+            return saved
+        index = self._function_index(name, "VirtualMachine[]")
+        return functools.partial(self._call_named, name, index)
+
+    def _call_named(self, name: str, index: int, *args: Any, **kwargs: Any) -> Any:
+        if name in self._inputs:
+            raise VMError(f"{name}: inputs were set with set_input; call "
+                          f"invoke_stateful({name!r}) and get_outputs({name!r}) instead")
+        return self._invoke(index, self._bind_args(name, index, args, kwargs))
+
+    def invoke_closure(self, closure: Any, *args: Any) -> Any:
+        """Call a VMClosure (or VM function value) returned by the VM with ``args``."""
+        if not callable(closure):
+            raise ArgumentError(f"invoke_closure: closure must be a VMClosure, got "
+                                f"{type(closure).__name__}")
+        converted = [self._convert_arg(a, False) for a in args]
+        try:
+            return closure(*converted)
+        except Exception as exc:
+            raise contextualize(exc, self) from exc
+
+    # -- stateful API -------------------------------------------------------------------------
+    def set_input(self, func_name: str, *args: Any, **kwargs: Any) -> None:
+        """Store inputs for ``invoke_stateful``; arrays are moved to the first device."""
+        index = self._function_index(func_name, "set_input")
+        self._inputs[func_name] = self._bind_args(func_name, index, args, kwargs, to_device=True)
+        self._outputs.pop(func_name, None)
+
+    def invoke_stateful(self, func_name: str) -> None:
+        """Run ``func_name`` on the inputs given to ``set_input``; read with ``get_outputs``."""
+        index = self._function_index(func_name, "invoke_stateful")
+        if func_name not in self._inputs:
+            raise VMError(f"invoke_stateful: no inputs set for stateful call of {func_name}; "
+                          f"use set_input first")
+        self._outputs[func_name] = self._invoke(index, self._inputs[func_name])
+
+    def get_outputs(self, func_name: str) -> Any:
+        """The result of the last ``invoke_stateful(func_name)``; tuples nest as tuples."""
+        if func_name not in self._outputs:
+            raise VMError(f"get_outputs: {func_name} has no outputs; call "
+                          f"invoke_stateful({func_name!r}) first")
+        return self._outputs[func_name]
+
+    def save_function(self, func_name: str, saved_name: str, *args: Any,
+                      include_return: bool = True, **kwargs: Any) -> None:
+        """Save ``func_name`` with its arguments bound as a zero-argument ``vm[saved_name]``.
+
+        Unlike TVM, a saved name may not shadow a function of the executable.
+        """
+        index = self._function_index(func_name, "save_function")
+        if saved_name in self.exe.func_map:
+            raise ValueError(f"save_function: saved_name {saved_name!r} is the name of a "
+                             f"function in the executable and cannot be overridden")
+        bound = self._bind_args(func_name, index, args, kwargs, to_device=True)
+
+        def saved() -> Any:
+            result = self._invoke(index, bound)
+            return result if include_return else None
+
+        saved.__name__ = saved_name
+        self._saved[saved_name] = saved
+
+    # -- instrumentation, timing, profiling ------------------------------------------------
+    def set_instrument(self, instrument: Callable[..., Any] | None) -> None:
+        """Call ``instrument(func, func_symbol, before_run, ret_value, *args)`` around every
+        Call; returning VMInstrumentReturnKind.SKIP_RUN before a call skips it."""
+        if instrument is None:
+            self._instrument = None
+            self._active = self._translations[PLAIN]
+            return
+        if not callable(instrument):
+            raise TypeError(f"set_instrument: instrument must be callable, got "
+                            f"{type(instrument).__name__}")
+        from relaxvm.vm.instrument import make_instrument_hook
+        hook, sites = make_instrument_hook(self, instrument)
+        self._instrument = instrument
+        translation = self._translate(INSTRUMENT, hook)
+        sites.extend(translation.sites)
+        self._active = translation
+
+    def time_evaluator(self, func_name: str, dev: Device, number: int = 10, repeat: int = 1,
+                       min_repeat_ms: int = 0, cooldown_interval_ms: int = 0,
+                       repeats_to_cooldown: int = 1, f_preproc: str = "",
+                       cache_flush_bytes: int = 0) -> Callable[..., Any]:
+        """An evaluator: call it with the function's arguments to get a BenchmarkResult."""
+        from relaxvm.vm.timer import make_time_evaluator
+        return make_time_evaluator(self, func_name, dev, number, repeat, min_repeat_ms,
+                                   cooldown_interval_ms, repeats_to_cooldown, f_preproc,
+                                   cache_flush_bytes)
+
+    def profile(self, func_name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run once to warm up, then once timed per Call; returns a profiler Report."""
+        from relaxvm.vm.profiler import profile_call
+        return profile_call(self, func_name, args, kwargs)
+
+    # -- introspection --------------------------------------------------------------------------
+    def get_function_arity(self, func_name: str) -> int:
+        return self.exe.func_table[self._function_index(func_name, "get_function_arity")].num_args
+
+    def get_function_param_name(self, func_name: str, index: int) -> str:
+        info = self.exe.func_table[self._function_index(func_name, "get_function_param_name")]
+        return info.param_names[index]
+
+    def __repr__(self) -> str:
+        return f"<VirtualMachine on {', '.join(map(str, self.devices))}>"
+
+
+def _device_list(device: Any) -> list[Device]:
+    if isinstance(device, (list, tuple)):
+        devices = [parse_device(d) for d in device]
+        if not devices:
+            raise ValueError("VirtualMachine: device list must not be empty")
+    else:
+        devices = [parse_device(device)]
+    if devices[-1].device_type != CPU:
+        devices.append(cpu(0))  # shape computations run on the host (TVM's rule)
+    return devices
+
+
+def _tensor_from(value: np.ndarray, dev: Device, allocator: Allocator) -> Tensor:
+    from relaxvm.memory.storage import Storage
+    from relaxvm.tensor import tensor_in_storage
+    out = tensor_in_storage(Storage(allocator.alloc(value.nbytes)), 0, value.shape, value.dtype)
+    if dev.device_type == CPU:
+        np.copyto(out.array, value)
+    else:
+        dev.backend.copy_from_host(out.array, value)
+    return out
+

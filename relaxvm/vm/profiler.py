@@ -1,0 +1,152 @@
+"""``VirtualMachine.profile``: time every Call of one run, per device.
+
+The profiling translation wraps each Call in a hook (the plain translation carries no
+profiling code). Device time comes from the device's timer — CUDA events on the current
+stream, recorded without synchronizing between ops, read once after the run — and host
+time from ``perf_counter_ns`` around the dispatch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+from relaxvm.devices.device import CUDA, Device
+from relaxvm.tensor import Tensor
+from relaxvm.vm.report import Report
+from relaxvm.vm.translate import PROFILE
+
+
+class _Recorder:
+    """Collects (site, device, timer, host start, host end, shapes) during one run."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, Device, Any, int, int, str]] = []
+
+
+def _first_device(args: tuple, default: Device) -> Device:
+    for a in args:
+        if a.__class__ is Tensor:
+            return a.device
+        if type(a) is tuple:
+            for item in a:
+                if item.__class__ is Tensor:
+                    return item.device
+    return default
+
+
+def _shapes(args: tuple) -> str:
+    parts = []
+    for a in args:
+        items = a if type(a) is tuple else (a,)
+        for item in items:
+            if item.__class__ is Tensor:
+                parts.append(f"{item.array.dtype.name}{list(item.array.shape)}")
+    return ", ".join(parts)
+
+
+def make_profile_hook(vm: Any, state: dict[str, Any]) -> Callable[..., Any]:
+    """The HOOK used by the profiling translation; records into ``state["recorder"]``."""
+    host = vm.devices[-1]
+    perf = time.perf_counter_ns
+
+    def hook(site: int, func: Any, args: tuple) -> Any:
+        recorder = state.get("recorder")
+        if recorder is None:
+            return func(*args)
+        dev = _first_device(args, host)
+        timer = dev.backend.create_timer(dev.index)
+        h0 = perf()
+        timer.start()
+        result = func(*args)
+        timer.stop()
+        h1 = perf()
+        recorder.records.append((site, dev, timer, h0, h1, _shapes(args)))
+        return result
+
+    return hook
+
+
+def _profile_translation(vm: Any) -> tuple[Any, dict[str, Any]]:
+    cached = vm._translations.get(PROFILE)
+    if cached is not None and hasattr(vm, "_profile_state"):
+        return cached, vm._profile_state
+    state: dict[str, Any] = {}
+    translation = vm._translate(PROFILE, make_profile_hook(vm, state))
+    vm._profile_state = state
+    return translation, state
+
+
+def profile_call(vm: Any, func_name: str, args: tuple, kwargs: dict[str, Any]) -> Report:
+    """Warm up once, then run once with every Call timed; returns the Report."""
+    index = vm._function_index(func_name, "profile")
+    if args or kwargs:
+        bound = vm._bind_args(func_name, index, args, kwargs)
+    elif func_name in vm._inputs:
+        bound = vm._inputs[func_name]
+    else:
+        bound = vm._bind_args(func_name, index, args, kwargs)
+    vm._invoke(index, bound)  # warm-up: lazy init, pool fill, kernel compilation
+    translation, state = _profile_translation(vm)
+    devices = list(dict.fromkeys(vm.devices))
+    for dev in devices:
+        dev.sync()
+    origins = {dev: dev.backend.create_timer(dev.index) for dev in devices}
+    recorder = _Recorder()
+    previous = vm._active
+    state["recorder"] = recorder
+    vm._active = translation
+    t0 = time.perf_counter_ns()
+    for timer in origins.values():
+        timer.start()
+    try:
+        vm._invoke(index, bound)
+    finally:
+        vm._active = previous
+        state["recorder"] = None
+    for timer in origins.values():
+        timer.stop()
+    t1 = time.perf_counter_ns()
+    return _build_report(vm, translation, recorder, origins, t0, t1)
+
+
+def _build_report(vm: Any, translation: Any, recorder: _Recorder, origins: dict[Device, Any],
+                  t0: int, t1: int) -> Report:
+    calls, spans = [], []
+    totals = {str(dev): timer.elapsed_ns() / 1e3 for dev, timer in origins.items()}
+    for site, dev, timer, h0, h1, shapes in recorder.records:
+        name = translation.sites[site].callee_name
+        duration = timer.elapsed_ns() / 1e3
+        total = totals.get(str(dev)) or (t1 - t0) / 1e3
+        calls.append({"Name": name, "Duration (us)": duration,
+                      "Percent": 100.0 * duration / total if total else 0.0,
+                      "Device": str(dev), "Count": 1, "Argument Shapes": shapes,
+                      "Host (us)": (h1 - h0) / 1e3})
+        spans.append({"name": name, "track": "host", "ts_us": (h0 - t0) / 1e3,
+                      "dur_us": (h1 - h0) / 1e3, "cat": "host"})
+        origin = origins.get(dev)
+        if origin is not None:
+            spans.append({"name": name, "track": str(dev),
+                          "ts_us": timer.start_offset_ns(origin) / 1e3, "dur_us": duration,
+                          "cat": "device", "args": {"shapes": shapes}})
+    metrics = {dev: {"Duration (us)": total} for dev, total in totals.items()}
+    return Report(calls, metrics, _configuration(vm), spans)
+
+
+def _configuration(vm: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {"Executor": "relaxvm VM",
+                              "Devices": ", ".join(str(d) for d in vm.devices),
+                              "Number of threads": os.cpu_count() or 1}
+    for dev in vm.devices:
+        if dev.device_type == CUDA:
+            from relaxvm.devices import nvml
+            info = nvml.telemetry(dev.index)
+            if info is None:
+                config[f"{dev} telemetry"] = "unknown (NVML unavailable)"
+                continue
+            config[f"{dev} name"] = info.get("name") or "unknown"
+            used, total = info.get("memory_used_bytes"), info.get("memory_total_bytes")
+            if used is not None and total is not None:
+                config[f"{dev} memory"] = f"{used / 2**30:.2f} / {total / 2**30:.2f} GiB used"
+    return config

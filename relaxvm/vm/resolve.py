@@ -1,0 +1,110 @@
+"""Binding packed-function names to callables when a VM loads, and kernel routing.
+
+Lookup order for a packed function name: the global registry (``vm.builtin.*`` and
+``register_func``), then the kernel registry. A kernel call site gets its own router,
+which picks the implementation for the device of the call's tensor arguments and caches
+it by device type, so routing costs one dict lookup per call.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from typing import Any, Callable
+
+from relaxvm.errors import VMError
+from relaxvm.tensor import Tensor
+from relaxvm.vm.builtins import BIND_VM_ATTR
+from relaxvm.vm.registry import get_global_func, list_global_func_names
+
+KERNEL_ATTR = "vm_kernel"
+
+
+def _kernel_registry() -> Any:
+    try:
+        from relaxvm.kernels import registry
+    except ImportError:
+        return None
+    return registry
+
+
+def resolve_packed(name: str, vm: Any) -> Callable[..., Any]:
+    """The callable for packed function ``name``; VMError listing every place looked."""
+    fn = get_global_func(name, allow_missing=True)
+    if fn is not None:
+        return functools.partial(fn, vm) if getattr(fn, BIND_VM_ATTR, False) else fn
+    registry = _kernel_registry()
+    if registry is not None and registry.has_kernel(name):
+        return make_kernel_router(name, vm)
+    candidates = list_global_func_names()
+    if registry is not None:
+        candidates += list(registry.kernel_names())
+    close = difflib.get_close_matches(name, candidates, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise VMError(f"VirtualMachine: cannot find packed function {name!r}: it is not a "
+                  f"vm.builtin, not registered with register_func, and not a kernel on any "
+                  f"device{hint}")
+
+
+def site_router_factory(vm: Any) -> Callable[[int], Any]:
+    """Per call site, a fresh router for kernel callees (None for other callees)."""
+    def make(callee_index: int) -> Any:
+        entry = vm._pool[callee_index]
+        name = getattr(entry, KERNEL_ATTR, None)
+        return None if name is None else make_kernel_router(name, vm)
+    return make
+
+
+def make_kernel_router(name: str, vm: Any) -> Callable[..., Any]:
+    """A callable that runs kernel ``name`` on the device of its first tensor argument."""
+    registry = _kernel_registry()
+    cache: dict[int, Callable[..., Any]] = {}
+    host = vm.devices[-1]
+    strict = vm._strict_devices
+
+    def resolve(device_type: int) -> Callable[..., Any]:
+        impl = registry.get_kernel(name, device_type)
+        cache[device_type] = impl
+        return impl
+
+    def route(*args: Any) -> Any:
+        dev = host
+        for a in args:
+            if a.__class__ is Tensor:
+                dev = a.device
+                break
+        impl = cache.get(dev.device_type) or resolve(dev.device_type)
+        if strict:
+            _check_one_device(name, args, dev)
+        try:
+            return impl(*args)
+        except Exception as exc:
+            devices = _tensor_devices(args)
+            if len(devices) > 1:
+                raise VMError(_mixed_message(name, devices)) from exc
+            raise
+
+    setattr(route, KERNEL_ATTR, name)
+    route.__name__ = name
+    return route
+
+
+def _tensor_devices(args: Any) -> list[str]:
+    seen: list[str] = []
+    for a in args:
+        items = a if type(a) is tuple else (a,)
+        for item in items:
+            if item.__class__ is Tensor and str(item.device) not in seen:
+                seen.append(str(item.device))
+    return seen
+
+
+def _mixed_message(name: str, devices: list[str]) -> str:
+    return (f"kernel {name}: tensor arguments are on different devices ({', '.join(devices)}); "
+            f"copy them to one device first (vm.builtin.to_device)")
+
+
+def _check_one_device(name: str, args: Any, dev: Any) -> None:
+    for a in args:
+        if a.__class__ is Tensor and a.device is not dev:
+            raise VMError(_mixed_message(name, _tensor_devices(args)))

@@ -1,0 +1,128 @@
+"""``time_evaluator``: repeatable timing of a VM function, TVM's algorithm.
+
+One untimed warm-up call; then per repeat, blocks of ``number`` calls timed between two
+device timer marks (CUDA events on the device's stream, perf_counter on CPU) after a
+synchronize. While a block lasts less than ``min_repeat_ms``, ``number`` grows (to what the
+last block predicts, at least x1.618) and the block is timed again; the grown ``number``
+carries into later repeats and later calls of the same evaluator.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from relaxvm.devices.device import Device
+from relaxvm.devices.device import device as parse_device
+from relaxvm.vm.registry import get_global_func
+
+
+class BenchmarkResult:
+    """Seconds per call for each repeat, with summary statistics (std is population)."""
+
+    def __init__(self, results: Any, host_results: Any = None, number: int = 0) -> None:
+        self.results = tuple(float(r) for r in results)
+        self.host_results = tuple(float(r) for r in (host_results or ()))
+        self.number = number
+        values = self.results or (0.0,)
+        self.mean = float(np.mean(values))
+        self.median = float(np.median(values))
+        self.min = float(min(values))
+        self.max = float(max(values))
+        self.std = float(np.std(values))
+
+    def __repr__(self) -> str:
+        return (f"BenchmarkResult(min={self.min}, mean={self.mean}, median={self.median}, "
+                f"max={self.max}, std={self.std}, results={self.results})")
+
+    def __str__(self) -> str:
+        header = "".join(f"{h:^12}" for h in
+                         ("mean (ms)", "median (ms)", "max (ms)", "min (ms)", "std (ms)"))
+        values = "".join(f"{v * 1e3:^12.4f}" for v in
+                         (self.mean, self.median, self.max, self.min, self.std))
+        text = f"Execution time summary:\n{header}\n{values}"
+        if len(self.results) > 1 and self.median > 0 and self.std / self.median > 0.1:
+            text += (f"\nWarning: spread is large (std is {100 * self.std / self.median:.0f}% "
+                     f"of the median); results may be unreliable")
+        return text
+
+
+def _target(vm: Any, func_name: str) -> Callable[..., Any]:
+    if func_name == "invoke_stateful":
+        return vm.invoke_stateful
+    if func_name in vm._saved:
+        return vm._saved[func_name]
+    return vm[func_name]
+
+
+def _validate(number: int, repeat: int, min_repeat_ms: float, repeats_to_cooldown: int) -> None:
+    for name, value, low in (("number", number, 1), ("repeat", repeat, 1),
+                             ("repeats_to_cooldown", repeats_to_cooldown, 1)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"time_evaluator: {name} must be an int >= {low}, got {value!r}")
+    if min_repeat_ms < 0:
+        raise ValueError(f"time_evaluator: min_repeat_ms must be >= 0, got {min_repeat_ms!r}")
+
+
+def make_time_evaluator(vm: Any, func_name: str, dev: Device | str, number: int, repeat: int,
+                        min_repeat_ms: float, cooldown_interval_ms: float,
+                        repeats_to_cooldown: int, f_preproc: str, cache_flush_bytes: int
+                        ) -> Callable[..., BenchmarkResult]:
+    """The evaluator behind ``VirtualMachine.time_evaluator``."""
+    _validate(number, repeat, min_repeat_ms, repeats_to_cooldown)
+    target = _target(vm, func_name)
+    dev = parse_device(dev)
+    preproc = get_global_func(f_preproc) if f_preproc else None
+    flush = _cache_flusher(dev, cache_flush_bytes)
+    state = {"number": number}
+
+    def evaluator(*args: Any, **kwargs: Any) -> BenchmarkResult:
+        target(*args, **kwargs)  # warm-up, discarded
+        results, host_results = [], []
+        for i in range(repeat):
+            if preproc is not None:
+                preproc(*args)
+            duration_ms = 0.0
+            while True:
+                n = state["number"]
+                if duration_ms > 0:
+                    n = max(int(min_repeat_ms / (duration_ms / n) + 1), int(n * 1.618))
+                    state["number"] = n
+                flush()
+                dev.sync()
+                timer = dev.backend.create_timer(dev.index)
+                h0 = time.perf_counter_ns()
+                timer.start()
+                for _ in range(n):
+                    target(*args, **kwargs)
+                timer.stop()
+                elapsed_ns = timer.elapsed_ns()
+                h1 = time.perf_counter_ns()
+                duration_ms = elapsed_ns / 1e6
+                if duration_ms >= min_repeat_ms:
+                    break
+            results.append(elapsed_ns / 1e9 / n)
+            host_results.append((h1 - h0) / 1e9 / n)
+            if cooldown_interval_ms > 0 and i % repeats_to_cooldown == 0:
+                time.sleep(cooldown_interval_ms / 1e3)
+        return BenchmarkResult(results, host_results, state["number"])
+
+    return evaluator
+
+
+def _cache_flusher(dev: Device, nbytes: int) -> Callable[[], None]:
+    """Copies ``nbytes`` between two device buffers to evict caches (outside the timing)."""
+    if not nbytes:
+        return lambda: None
+    from relaxvm.tensor import empty
+    src = empty((max(nbytes // 4, 1),), "int32", dev)
+    dst = empty((max(nbytes // 4, 1),), "int32", dev)
+
+    def flush() -> None:
+        dev.backend.copy_within(dst.array, src.array)
+
+    return flush
+
+

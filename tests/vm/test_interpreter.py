@@ -1,0 +1,239 @@
+"""The interpreter: every instruction kind, control flow, recursion, closures, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import relaxvm
+from relaxvm.errors import ArgumentError, VMError
+from relaxvm.vm import ExecBuilder, FuncKind, VirtualMachine
+
+from programs import add_program, factorial_program, while_loop_program
+
+
+def test_call_and_ret_run_a_packed_function():
+    vm = VirtualMachine(add_program(), relaxvm.cpu())
+    a, b = np.arange(4, dtype="float32"), np.ones(4, dtype="float32")
+    out = vm["main"](relaxvm.tensor(a), relaxvm.tensor(b))
+    np.testing.assert_array_equal(out.numpy(), a + b)
+
+
+def test_numpy_arguments_are_converted_to_tensors_on_entry():
+    vm = VirtualMachine(add_program(), relaxvm.cpu())
+    a = np.full((2, 2), 3, dtype="float32")
+    out = vm["main"](a, a)
+    assert isinstance(out, relaxvm.Tensor) and out.device == relaxvm.cpu(0)
+    np.testing.assert_array_equal(out.numpy(), a * 2)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 30])
+def test_while_loop_made_of_if_and_goto(n):
+    vm = VirtualMachine(while_loop_program(), relaxvm.cpu())
+    assert vm["sum_to"](n) == sum(range(n))
+
+
+@pytest.mark.parametrize("n", [1, 2, 6, 12])
+def test_recursive_factorial(n):
+    import math
+    vm = VirtualMachine(factorial_program(), relaxvm.cpu())
+    assert vm["fact"](n) == math.factorial(n)
+
+
+def test_functions_calling_functions_with_forward_reference():
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=1, param_names=["x"]):
+        ib.emit_call("double", args=[ib.r(0)], dst=ib.r(1))   # defined later
+        ib.emit_call("double", args=[ib.r(1)], dst=ib.r(2))
+        ib.emit_ret(ib.r(2))
+    with ib.function("double", num_inputs=1, param_names=["y"]):
+        ib.emit_call("test.vm.add_scalar", args=[ib.r(0), ib.r(0)], dst=ib.r(1))
+        ib.emit_ret(ib.r(1))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    assert vm["main"](3) == 12
+
+
+def test_closure_binds_captured_arguments_last():
+    # Mirrors TVM's sample: lifted(x, env) = x + env; main builds a closure over env.
+    ib = ExecBuilder()
+    with ib.function("lifted", num_inputs=2, param_names=["x", "env"]):
+        ib.emit_call("test.vm.add", args=[ib.r(0), ib.r(1)], dst=ib.r(2))
+        ib.emit_ret(ib.r(2))
+    with ib.function("main", num_inputs=2, param_names=["x", "y"]):
+        ib.emit_call("test.vm.mul", args=[ib.r(0), ib.r(1)], dst=ib.r(2))
+        ib.emit_call("vm.builtin.make_closure", args=[ib.f("lifted"), ib.r(2)], dst=ib.r(3))
+        ib.emit_call("vm.builtin.invoke_closure", args=[ib.vm_state(), ib.r(3), ib.r(0)],
+                     dst=ib.r(4))
+        ib.emit_ret(ib.r(4))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    x = np.array([0, 1, 2, 3], dtype="float32")
+    y = np.array([1, 2, 3, 4], dtype="float32")
+    np.testing.assert_array_equal(vm["main"](x, y).numpy(), x + x * y)
+
+
+def test_returned_closure_is_invocable_from_python():
+    ib = ExecBuilder()
+    with ib.function("adder", num_inputs=2, param_names=["x", "k"]):
+        ib.emit_call("test.vm.add_scalar", args=[ib.r(0), ib.r(1)], dst=ib.r(2))
+        ib.emit_ret(ib.r(2))
+    with ib.function("make", num_inputs=1, param_names=["k"]):
+        ib.emit_call("vm.builtin.make_closure", args=[ib.f("adder"), ib.r(0)], dst=ib.r(1))
+        ib.emit_ret(ib.r(1))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    closure = vm["make"](10)
+    assert vm.invoke_closure(closure, 5) == 15
+
+
+def test_tuples_nest_and_index():
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=2, param_names=["a", "b"]):
+        ib.emit_call("vm.builtin.make_tuple", args=[ib.r(0), ib.r(1)], dst=ib.r(2))
+        ib.emit_call("vm.builtin.make_tuple", args=[ib.r(2), ib.r(0)], dst=ib.r(3))
+        ib.emit_call("vm.builtin.tuple_getitem", args=[ib.r(3), ib.imm(0)], dst=ib.r(4))
+        ib.emit_call("vm.builtin.tuple_getitem", args=[ib.r(4), ib.imm(1)], dst=ib.r(5))
+        ib.emit_call("vm.builtin.make_tuple", args=[ib.r(3), ib.r(5)], dst=ib.r(6))
+        ib.emit_ret(ib.r(6))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    assert vm["main"](1, 2) == (((1, 2), 1), 2)
+
+
+def test_constants_of_every_kind_reach_the_callee():
+    seen = {}
+    relaxvm.vm.register_func("test.vm.record", lambda *a: seen.setdefault("args", a),
+                             override=True)
+    arr = np.arange(6, dtype="float32").reshape(2, 3)
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=0):
+        args = [ib.convert_constant(arr), ib.convert_constant(relaxvm.Shape([2, 3])),
+                ib.convert_constant(relaxvm.DataType("float16")), ib.convert_constant("text"),
+                ib.convert_constant(2.5), ib.convert_constant(1 << 60), ib.imm(-7)]
+        ib.emit_call("test.vm.record", args=args, dst=ib.r(0))
+        ib.emit_ret(ib.r(0))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    t, shape, dtype, text, flt, big, small = vm["main"]()
+    assert isinstance(t, relaxvm.Tensor) and t.device == relaxvm.cpu(0)
+    np.testing.assert_array_equal(t.numpy(), arr)
+    assert shape == (2, 3) and isinstance(shape, relaxvm.Shape)
+    assert dtype == "float16" and isinstance(dtype, relaxvm.DataType)
+    assert (text, flt, big, small) == ("text", 2.5, 1 << 60, -7)
+
+
+def test_void_destination_discards_result_and_void_argument_is_none():
+    got = {}
+    relaxvm.vm.register_func("test.vm.seen", lambda x: got.setdefault("x", x) or 5,
+                             override=True)
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=1, param_names=["a"]):
+        ib.emit_call("test.vm.seen", args=[ib.void_arg()])
+        ib.emit_ret(ib.r(0))
+    assert VirtualMachine(ib.get(), relaxvm.cpu())["main"](9) == 9
+    assert got == {"x": None}
+
+
+def test_shapes_builtins_round_trip():
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=1, param_names=["x"]):
+        ib.emit_call("vm.builtin.shape_of", args=[ib.r(0)], dst=ib.r(1))
+        ib.emit_call("vm.builtin.alloc_shape_heap", args=[ib.vm_state(), ib.imm(2)], dst=ib.r(2))
+        ib.emit_call("vm.builtin.match_shape",
+                     args=[ib.r(1), ib.r(2), ib.imm(2), ib.imm(1), ib.imm(0), ib.imm(1), ib.imm(1),
+                           ib.convert_constant("main: x")])
+        ib.emit_call("vm.builtin.make_shape",
+                     args=[ib.r(2), ib.imm(3), ib.imm(1), ib.imm(1), ib.imm(0), ib.imm(7),
+                           ib.imm(1), ib.imm(0)], dst=ib.r(3))
+        ib.emit_ret(ib.r(3))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    assert vm["main"](np.zeros((4, 5), "float32")) == relaxvm.Shape([5, 7, 4])
+
+
+# -- errors ----------------------------------------------------------------------------
+def test_error_names_function_instruction_and_callee_and_keeps_type():
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=1, param_names=["x"]):
+        ib.emit_call("vm.builtin.copy", args=[ib.r(0)], dst=ib.r(1))
+        ib.emit_call("test.vm.fail", args=[ib.r(1)], dst=ib.r(2))
+        ib.emit_ret(ib.r(2))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    with pytest.raises(VMError, match=r"main: instruction 1 \(call test.vm.fail\): KeyError") as info:
+        vm["main"](1)
+    assert isinstance(info.value, KeyError)
+    assert info.value.vm_context["callee"] == "test.vm.fail"
+    ok = VirtualMachine(add_program(), relaxvm.cpu())
+    np.testing.assert_array_equal(ok["main"](np.ones(2, "float32"), np.ones(2, "float32"))
+                                  .numpy(), [2, 2])
+
+
+def test_error_in_nested_call_reports_vm_call_stack():
+    ib = ExecBuilder()
+    with ib.function("inner", num_inputs=1, param_names=["x"]):
+        ib.emit_call("test.vm.fail", args=[ib.r(0)], dst=ib.r(1))
+        ib.emit_ret(ib.r(1))
+    with ib.function("main", num_inputs=1, param_names=["x"]):
+        ib.emit_call("inner", args=[ib.r(0)], dst=ib.r(1))
+        ib.emit_ret(ib.r(1))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    with pytest.raises(VMError, match=r"inner: instruction 0 \(call test.vm.fail\)(.|\n)*"
+                                      r"VM call stack: inner@0 <- main@0"):
+        vm["main"](1)
+
+
+def test_vm_is_usable_after_a_failed_call():
+    vm = VirtualMachine(while_loop_program(), relaxvm.cpu())
+    with pytest.raises(VMError):
+        vm["sum_to"]("not a number")
+    assert vm["sum_to"](4) == 6
+
+
+def test_wrong_arity_names_parameters():
+    vm = VirtualMachine(add_program(), relaxvm.cpu())
+    with pytest.raises(ArgumentError, match=r"main expects 2 arguments \(a, b\), but 1"):
+        vm["main"](np.ones(2, "float32"))
+
+
+def test_unknown_function_suggests_close_name():
+    vm = VirtualMachine(add_program(), relaxvm.cpu())
+    with pytest.raises(AttributeError, match=r"no function 'mian'.*did you mean main"):
+        vm["mian"]
+
+
+def test_kwargs_match_parameter_names_and_bad_kwargs_are_errors():
+    vm = VirtualMachine(add_program(), relaxvm.cpu())
+    one = np.ones(2, "float32")
+    np.testing.assert_array_equal(vm["main"](one, b=one * 3).numpy(), [4, 4])
+    with pytest.raises(ArgumentError, match=r"unexpected keyword argument\(s\) \['c'\]"):
+        vm["main"](one, c=one)
+    with pytest.raises(ArgumentError, match="parameter a given both positionally and by keyword"):
+        vm["main"](one, a=one)
+
+
+def test_missing_packed_function_fails_at_load_with_suggestion():
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=1, param_names=["x"]):
+        ib.emit_call("test.vm.ad", args=[ib.r(0), ib.r(0)], dst=ib.r(1))
+        ib.emit_ret(ib.r(1))
+    with pytest.raises(VMError, match=r"cannot find packed function 'test.vm.ad'.*did you mean"):
+        VirtualMachine(ib.get(), relaxvm.cpu())
+
+
+def test_tensor_as_if_condition_is_rejected_clearly():
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=1, param_names=["c"]):
+        ib.emit_if(ib.r(0), 3)
+        ib.emit_call("vm.builtin.copy", args=[ib.imm(1)], dst=ib.r(1))
+        ib.emit_ret(ib.r(1))
+        ib.emit_call("vm.builtin.copy", args=[ib.imm(2)], dst=ib.r(2))
+        ib.emit_ret(ib.r(2))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    assert vm["main"](1) == 1 and vm["main"](0) == 2
+    with pytest.raises(VMError, match="truth value of a Tensor"):
+        vm["main"](np.ones(1, "int32"))
+
+
+def test_device_list_gets_cpu_appended_without_mutating_callers_list():
+    devices = [relaxvm.cpu(1)]
+    vm = VirtualMachine(add_program(), devices)
+    assert vm.devices == [relaxvm.cpu(1)] and devices == [relaxvm.cpu(1)]
+
+
+def test_vm_function_kind_is_exposed():
+    assert FuncKind.VM_FUNC == 1 and FuncKind.PACKED_FUNC == 0

@@ -1,0 +1,191 @@
+"""The VirtualMachine methods of TVM's reference page, with their misuse errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import relaxvm
+from relaxvm.errors import ArgumentError, VMError
+from relaxvm.vm import ExecBuilder, VirtualMachine, VMInstrumentReturnKind
+
+from programs import add_program
+
+
+def tuple_program():
+    """main(a, b) -> ((a + b, a), b): nested tuple output."""
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=2, param_names=["a", "b"]):
+        ib.emit_call("test.vm.add", args=[ib.r(0), ib.r(1)], dst=ib.r(2))
+        ib.emit_call("vm.builtin.make_tuple", args=[ib.r(2), ib.r(0)], dst=ib.r(3))
+        ib.emit_call("vm.builtin.make_tuple", args=[ib.r(3), ib.r(1)], dst=ib.r(4))
+        ib.emit_ret(ib.r(4))
+    return ib.get()
+
+
+@pytest.fixture
+def vm():
+    return VirtualMachine(tuple_program(), relaxvm.cpu())
+
+
+A = np.arange(3, dtype="float32")
+B = np.full(3, 10, dtype="float32")
+
+
+def test_set_input_invoke_stateful_get_outputs_nested(vm):
+    vm.set_input("main", A, b=B)
+    vm.invoke_stateful("main")
+    (s, a), b = vm.get_outputs("main")
+    np.testing.assert_array_equal(s.numpy(), A + B)
+    np.testing.assert_array_equal(a.numpy(), A)
+    np.testing.assert_array_equal(b.numpy(), B)
+
+
+def test_invoke_stateful_without_set_input_is_an_error(vm):
+    with pytest.raises(VMError, match="no inputs set for stateful call of main; use set_input"):
+        vm.invoke_stateful("main")
+
+
+def test_get_outputs_before_invoke_stateful_is_an_error(vm):
+    vm.set_input("main", A, B)
+    with pytest.raises(VMError, match=r"main has no outputs; call invoke_stateful\('main'\)"):
+        vm.get_outputs("main")
+
+
+def test_direct_call_after_set_input_is_an_error(vm):
+    vm.set_input("main", A, B)
+    with pytest.raises(VMError, match="inputs were set with set_input"):
+        vm["main"](A, B)
+
+
+def test_set_input_checks_arity_and_names(vm):
+    with pytest.raises(ArgumentError, match=r"expects 2 arguments \(a, b\), but 1"):
+        vm.set_input("main", A)
+    with pytest.raises(ArgumentError, match=r"unexpected keyword argument\(s\) \['z'\]"):
+        vm.set_input("main", A, z=B)
+    with pytest.raises(AttributeError, match="no function 'nope'"):
+        vm.set_input("nope", A, B)
+
+
+def test_set_input_moves_tensors_to_the_first_device():
+    vm = VirtualMachine(add_program(), relaxvm.cpu(1))
+    vm.set_input("main", relaxvm.tensor(A, relaxvm.cpu(0)), B)
+    vm.invoke_stateful("main")
+    out = vm.get_outputs("main")
+    assert out.device == relaxvm.cpu(1)
+    np.testing.assert_array_equal(out.numpy(), A + B)
+
+
+def test_save_function_binds_arguments(vm):
+    vm.save_function("main", "main_saved", A, b=B)
+    (s, _), _ = vm["main_saved"]()
+    np.testing.assert_array_equal(s.numpy(), A + B)
+    vm.save_function("main", "main_quiet", A, B, include_return=False)
+    assert vm["main_quiet"]() is None
+
+
+def test_save_function_cannot_shadow_a_real_function(vm):
+    with pytest.raises(ValueError, match="saved_name 'main' is the name of a function"):
+        vm.save_function("main", "main", A, B)
+
+
+def test_instrument_sees_every_call_before_and_after(vm):
+    events = []
+
+    def instrument(func, symbol, before_run, ret_value, *args):
+        events.append((symbol, before_run, ret_value is not None))
+        return VMInstrumentReturnKind.NO_OP
+
+    vm.set_instrument(instrument)
+    vm["main"](A, B)
+    assert events == [("test.vm.add", True, False), ("test.vm.add", False, True),
+                      ("vm.builtin.make_tuple", True, False),
+                      ("vm.builtin.make_tuple", False, True),
+                      ("vm.builtin.make_tuple", True, False),
+                      ("vm.builtin.make_tuple", False, True)]
+
+
+def test_instrument_skip_run_skips_call_and_after_hook(vm):
+    events = []
+
+    def instrument(func, symbol, before_run, ret_value, *args):
+        events.append((symbol, before_run))
+        if symbol == "test.vm.add":
+            return VMInstrumentReturnKind.SKIP_RUN
+        return None
+
+    vm.set_instrument(instrument)
+    (s, a), b = vm["main"](A, B)
+    assert s is None  # the skipped call's destination receives None
+    assert ("test.vm.add", False) not in events
+    vm.set_instrument(None)
+    (s, _), _ = vm["main"](A, B)
+    np.testing.assert_array_equal(s.numpy(), A + B)
+
+
+def test_time_evaluator_returns_seconds_per_call(vm):
+    result = vm.time_evaluator("main", relaxvm.cpu(), number=3, repeat=4)(A, B)
+    assert len(result.results) == 4 and all(r > 0 for r in result.results)
+    assert result.min <= result.median <= result.max
+    assert result.std == pytest.approx(np.std(result.results))
+    assert "Execution time summary" in str(result)
+
+
+def test_time_evaluator_grows_number_to_min_repeat_ms(vm):
+    result = vm.time_evaluator("main", relaxvm.cpu(), number=1, repeat=1, min_repeat_ms=20)(A, B)
+    assert result.number > 1
+    assert result.results[0] * result.number >= 0.020 * 0.9
+
+
+def test_time_evaluator_with_stateful_and_saved_functions(vm):
+    vm.set_input("main", A, B)
+    assert vm.time_evaluator("invoke_stateful", relaxvm.cpu(), number=2)("main").mean > 0
+    vm.save_function("main", "saved", A, B)
+    assert vm.time_evaluator("saved", relaxvm.cpu(), number=2)().mean > 0
+
+
+def test_time_evaluator_calls_preproc_by_name(vm):
+    calls = []
+    relaxvm.vm.register_func("test.vm.preproc", lambda *a: calls.append(len(a)), override=True)
+    vm.time_evaluator("main", relaxvm.cpu(), number=1, repeat=3,
+                      f_preproc="test.vm.preproc")(A, B)
+    assert calls == [2, 2, 2]
+
+
+def test_time_evaluator_rejects_bad_parameters(vm):
+    with pytest.raises(ValueError, match="number must be an int >= 1, got 0"):
+        vm.time_evaluator("main", relaxvm.cpu(), number=0)
+
+
+def test_profile_reports_a_row_per_call(vm):
+    report = vm.profile("main", A, B)
+    names = [c["Name"] for c in report.calls]
+    assert names == ["test.vm.add", "vm.builtin.make_tuple", "vm.builtin.make_tuple"]
+    add = report.calls[0]
+    assert add["Device"] == "cpu:0" and add["Argument Shapes"] == "float32[3], float32[3]"
+    assert add["Duration (us)"] > 0 and add["Host (us)"] >= add["Duration (us)"] * 0.5
+    table = report.table()
+    for column in ("Name", "Duration (us)", "Percent", "Device", "Count", "Argument Shapes",
+                   "Host (us)"):
+        assert column in table
+    again = relaxvm.vm.Report.from_json(report.json())
+    assert again.calls == report.calls
+    assert report.csv().splitlines()[0].startswith("Name,Duration (us),Percent")
+
+
+def test_profile_trace_has_host_and_device_tracks(vm, tmp_path):
+    import json
+    report = vm.profile("main", A, B)
+    path = tmp_path / "trace.json"
+    report.export_chrome_trace(str(path))
+    events = json.loads(path.read_text())["traceEvents"]
+    tracks = {e["args"]["name"] for e in events if e["ph"] == "M"}
+    assert tracks == {"host", "cpu:0"}
+    spans = [e for e in events if e["ph"] == "X"]
+    assert len(spans) == 6 and all(e["dur"] >= 0 for e in spans)
+
+
+def test_profile_then_plain_call_still_works(vm):
+    vm.profile("main", A, B)
+    (s, _), _ = vm["main"](A, B)
+    np.testing.assert_array_equal(s.numpy(), A + B)
