@@ -16,3 +16,27 @@ __all__ = [
     "cpu", "cuda", "device", "empty", "from_dlpack", "global_memory_manager", "memory_stats",
     "memory_summary", "nd", "tensor",
 ]
+
+# Loaded on first use so ``import relaxvm`` stays light and has no import cycles.
+_LAZY = {
+    "VirtualMachine": ("relaxvm.vm.interpreter", "VirtualMachine"),
+    "VMInstrumentReturnKind": ("relaxvm.vm.interpreter", "VMInstrumentReturnKind"),
+    "ExecBuilder": ("relaxvm.vm.builder", "ExecBuilder"),
+    "Executable": ("relaxvm.vm.executable", "Executable"),
+    "load_executable": ("relaxvm.vm.executable", "load_executable"),
+    "register_func": ("relaxvm.vm.registry", "register_func"),
+    "get_global_func": ("relaxvm.vm.registry", "get_global_func"),
+    "build": ("relaxvm.compiler", "build"),
+    "from_onnx": ("relaxvm.frontend", "from_onnx"),
+}
+__all__ += sorted(_LAZY)
+
+
+def __getattr__(name: str) -> object:
+    entry = _LAZY.get(name)
+    if entry is None:
+        raise AttributeError(f"module 'relaxvm' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(entry[0]), entry[1])
+    globals()[name] = value
+    return value

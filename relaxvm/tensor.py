@@ -7,7 +7,8 @@ alive, so memory returns to the pool only when the last view is gone.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

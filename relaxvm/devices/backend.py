@@ -118,7 +118,9 @@ class DeviceBackend:
         return contextlib.nullcontext()
 
 
-_BACKEND_MODULES = {1: "relaxvm.devices.cpu", 2: "relaxvm.devices.cuda"}
+# Not "devices/cpu.py": a submodule named like the cpu() helper would replace it as an
+# attribute of the package the moment the backend loads.
+_BACKEND_MODULES = {1: "relaxvm.devices.cpu_backend", 2: "relaxvm.devices.cuda_backend"}
 _backends: dict[int, DeviceBackend] = {}
 
 

@@ -26,6 +26,7 @@ class Device:
 
     device_type: int
     index: int
+    _name: str
 
     def __new__(cls, device_type: int | str, index: int = 0) -> Device:
         if isinstance(device_type, str):
@@ -34,22 +35,31 @@ class Device:
                     f"Device: device_type must be one of {sorted(DEVICE_NAME_TYPES)} "
                     f"or a DLPack code {sorted(DEVICE_TYPE_NAMES)}, got {device_type!r}")
             device_type = DEVICE_NAME_TYPES[device_type]
-        key = (device_type, index)
-        found = cls._interned.get(key)
-        if found is not None:
-            return found
-        if device_type not in DEVICE_TYPE_NAMES:
+        # Only exact ints may hit the cache: (1, True) and (1, 1.0) hash like (1, 1).
+        if index.__class__ is int and device_type.__class__ is int:
+            found = cls._interned.get((device_type, index))
+            if found is not None:
+                return found
+        return cls._create(device_type, index)
+
+    @classmethod
+    def _create(cls, device_type: Any, index: Any) -> Device:
+        """Validate, normalize int subclasses (IntEnum codes), and intern a new Device."""
+        if not _is_int(device_type) or int(device_type) not in DEVICE_TYPE_NAMES:
             raise DeviceError(
                 f"Device: device_type must be one of {sorted(DEVICE_TYPE_NAMES)} "
                 f"(1 = cpu, 2 = cuda), got {device_type!r}")
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        if not _is_int(index) or index < 0:
             raise DeviceError(f"Device: index must be an int >= 0, got {index!r}")
-        self = object.__new__(cls)
-        object.__setattr__(self, "device_type", device_type)
-        object.__setattr__(self, "index", index)
-        object.__setattr__(self, "_name", f"{DEVICE_TYPE_NAMES[device_type]}:{index}")
-        cls._interned[key] = self
-        return self
+        key = (int(device_type), int(index))
+        found = cls._interned.get(key)
+        if found is None:
+            found = object.__new__(cls)
+            object.__setattr__(found, "device_type", key[0])
+            object.__setattr__(found, "index", key[1])
+            object.__setattr__(found, "_name", f"{DEVICE_TYPE_NAMES[key[0]]}:{key[1]}")
+            cls._interned[key] = found
+        return found
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Device is immutable")
@@ -130,6 +140,10 @@ class Device:
     def sync(self) -> None:
         """Wait until all work queued on this device has finished."""
         self.backend.synchronize(self.index)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def cpu(index: int = 0) -> Device:

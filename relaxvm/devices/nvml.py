@@ -7,7 +7,8 @@ unsupported query — yields None for that field, never an exception.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _state: dict[str, Any] = {"initialized": None}
 

@@ -129,13 +129,14 @@ class Allocator:
         self.backend.raw_free(handle)
         self._reserved -= nbytes
 
-    def _raise_oom(self, nbytes: int, cause: BaseException) -> None:
+    def _raise_oom(self, nbytes: int, cause: BaseException, rounded: int | None = None) -> None:
         self.num_ooms += 1
         limit = "" if self.limit_bytes is None else f", limit {self.limit_bytes}"
+        block = "" if rounded is None or rounded == nbytes else f" (a {rounded}-byte block)"
         raise OutOfMemoryError(
             f"{type(self).__name__}.alloc: out of memory on {self.device}: tried to allocate "
-            f"{nbytes} bytes with {self._allocated} bytes allocated and {self._reserved} bytes "
-            f"reserved{limit} ({cause})",
+            f"{nbytes} bytes{block} with {self._allocated} bytes allocated and "
+            f"{self._reserved} bytes reserved{limit} ({cause})",
             device=self.device, requested_bytes=nbytes, allocated_bytes=self._allocated,
             reserved_bytes=self._reserved, limit_bytes=self.limit_bytes) from cause
 
@@ -150,13 +151,13 @@ class NaiveAllocator(Allocator):
         self.num_cache_misses += 1
         try:
             handle = self._backend_alloc(nbytes)
-        except MemoryError as exc:
+        except MemoryError:
             self.backend.release_foreign_caches()
             self.num_alloc_retries += 1
             try:
                 handle = self._backend_alloc(nbytes)
-            except MemoryError as exc2:
-                self._raise_oom(nbytes, exc2 if exc2 is not None else exc)
+            except MemoryError as exc:
+                self._raise_oom(nbytes, exc)
         self.num_allocs += 1
         self._allocated += nbytes
         if self._allocated > self._allocated_peak:

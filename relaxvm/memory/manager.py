@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from relaxvm.devices.device import Device
+from relaxvm.errors import DeviceError
 from relaxvm.memory.allocator import NAIVE, POOLED, Allocator, NaiveAllocator
 from relaxvm.memory.pooled import PooledAllocator
 
@@ -72,6 +74,9 @@ def _kind_name(value: Any, where: str) -> str:
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value in _TVM_CODES:
         return _TVM_CODES[value]
+    if not isinstance(value, (str, int)):
+        raise TypeError(f'memory_cfg{where} must be "naive" or "pooled", got {value!r} of type '
+                        f'{type(value).__name__}')
     raise ValueError(f'memory_cfg{where} must be "naive" or "pooled", got {value!r}')
 
 
@@ -87,7 +92,7 @@ def parse_memory_cfg(memory_cfg: str | Mapping[Device, str] | None,
     from relaxvm.devices.device import device as parse_device
     if memory_cfg is None:
         return [POOLED] * len(devices)
-    if isinstance(memory_cfg, str):
+    if isinstance(memory_cfg, (str, int)) and not isinstance(memory_cfg, bool):
         return [_kind_name(memory_cfg, "")] * len(devices)
     if isinstance(memory_cfg, Mapping):
         per_device: dict[Device, str] = {}
@@ -95,7 +100,11 @@ def parse_memory_cfg(memory_cfg: str | Mapping[Device, str] | None,
             if not isinstance(key, (Device, str)):
                 raise TypeError(f"memory_cfg keys must be Devices or strings like 'cuda:0', "
                                 f"got {key!r} of type {type(key).__name__}")
-            dev = parse_device(key) if isinstance(key, str) else key
+            try:
+                dev = parse_device(key) if isinstance(key, str) else key
+            except DeviceError as exc:
+                raise ValueError(f"memory_cfg key {key!r} is not a device like 'cpu:0' or "
+                                 f"'cuda:0' ({exc})") from None
             per_device[dev] = _kind_name(value, f" for {dev}")
         unknown = [str(d) for d in per_device if d not in devices]
         if unknown:

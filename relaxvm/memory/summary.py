@@ -30,6 +30,7 @@ _ROWS = [
     ("Allocated (peak)", "allocated_bytes.peak", True),
     ("Reserved (current)", "reserved_bytes.current", True),
     ("Reserved (peak)", "reserved_bytes.peak", True),
+    ("Cached (current)", "cached_bytes.current", True),
     ("Allocs", "num_allocs", False),
     ("Frees", "num_frees", False),
     ("Cache hits", "num_cache_hits", False),
@@ -50,9 +51,9 @@ def memory_summary(device: Device | None = None) -> str:
               for n in names] for _, key, is_bytes in _ROWS]
     widths = [max(len(n), *(len(row[i]) for row in cells)) for i, n in enumerate(names)]
     header = "Metric".ljust(label_width) + "".join(
-        "  " + n.rjust(w) for n, w in zip(names, widths))
+        "  " + n.rjust(w) for n, w in zip(names, widths, strict=True))
     lines = [header, "-" * len(header)]
-    for (label, _, _), row in zip(_ROWS, cells):
+    for (label, _, _), row in zip(_ROWS, cells, strict=True):
         lines.append(label.ljust(label_width) + "".join(
-            "  " + c.rjust(w) for c, w in zip(row, widths)))
+            "  " + c.rjust(w) for c, w in zip(row, widths, strict=True)))
     return "\n".join(lines)

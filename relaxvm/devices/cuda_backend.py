@@ -6,7 +6,6 @@ pool: the pool is ours. Timing uses CUDA events on the device's current stream.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
@@ -113,8 +112,17 @@ class CUDABackend(DeviceBackend):
 
     def raw_alloc(self, index: int, nbytes: int) -> Any:
         cupy = self.cupy
-        with cupy.cuda.Device(index):
-            return cupy.cuda.Memory(max(nbytes, 1))
+        runtime = cupy.cuda.runtime
+        try:
+            with cupy.cuda.Device(index):
+                return cupy.cuda.Memory(max(nbytes, 1))
+        except runtime.CUDARuntimeError as exc:
+            # cupy.cuda.Memory calls cudaMalloc directly: an out-of-memory arrives as a
+            # CUDARuntimeError, not a MemoryError. The pool's release-and-retry needs the latter.
+            if getattr(exc, "status", None) == runtime.errorMemoryAllocation:
+                raise MemoryError(f"cudaMalloc of {nbytes} bytes on cuda:{index} failed: "
+                                  f"{exc}") from exc
+            raise
 
     def raw_free(self, handle: Any) -> None:
         # cupy.cuda.Memory calls cudaFree when its last reference goes.
