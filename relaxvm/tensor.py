@@ -25,17 +25,21 @@ class Tensor:
     """An array on a device. Make one with :func:`tensor`, :func:`empty` or
     :func:`from_dlpack`; read it back with :meth:`numpy`."""
 
-    __slots__ = ("array", "device", "storage", "__weakref__")
+    __slots__ = ("array", "device", "storage", "_shape", "__weakref__")
 
     def __init__(self, array: Any, device: Device, storage: Storage | None = None) -> None:
         self.array = array
         self.device = device
         self.storage = storage
+        self._shape: Shape | None = None
 
     # -- description ------------------------------------------------------------------
     @property
     def shape(self) -> Shape:
-        return Shape(self.array.shape)
+        shape = self._shape
+        if shape is None:
+            shape = self._shape = tuple.__new__(Shape, self.array.shape)
+        return shape
 
     @property
     def dtype(self) -> str:
@@ -147,8 +151,31 @@ def tensor_in_storage(storage: Storage, offset: int, shape: Sequence[int], dtype
     if offset < 0 or offset + nbytes > buffer.nbytes:
         raise ValueError(f"alloc_tensor: a {np_dtype.name}{list(shape)} tensor needs {nbytes} "
                          f"bytes at offset {offset}, but the storage holds {buffer.nbytes} bytes")
-    array = buffer.device.backend.view(buffer.handle, offset, tuple(shape), np_dtype)
-    return Tensor(array, buffer.device, storage)
+    return Tensor(cached_view(buffer, offset, tuple(shape), np_dtype), buffer.device, storage)
+
+
+MAX_CACHED_VIEWS = 64
+
+
+def cached_view(buffer: Any, offset: int, shape: tuple[int, ...], np_dtype: np.dtype,
+                key: Any = None) -> Any:
+    """The array of ``shape``/``np_dtype`` at ``offset`` in ``buffer``, made once per buffer.
+
+    Making a typed view costs ~0.5 us with NumPy and several with CuPy; pooled blocks are
+    reused run after run with the same views, so they are kept on the Buffer. The pool
+    accounts for them when it checks whether a freed block is still viewed from outside.
+    """
+    if key is None:
+        key = (offset, shape, np_dtype)
+    views = buffer.views
+    if views is None:
+        views = buffer.views = {}
+    array = views.get(key)
+    if array is None:
+        array = buffer.device.backend.view(buffer.handle, offset, shape, np_dtype)
+        if len(views) < MAX_CACHED_VIEWS:
+            views[key] = array
+    return array
 
 
 def empty(shape: Sequence[int], dtype: Any = "float32", device: Device | str | None = None,

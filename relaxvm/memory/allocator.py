@@ -21,13 +21,16 @@ POOLED = "pooled"
 class Buffer:
     """A block of device memory: its handle, device, size in bytes and owning allocator."""
 
-    __slots__ = ("handle", "device", "nbytes", "allocator", "__weakref__")
+    __slots__ = ("handle", "device", "nbytes", "allocator", "views", "__weakref__")
 
     def __init__(self, handle: Any, device: Device, nbytes: int, allocator: Allocator) -> None:
         self.handle = handle
         self.device = device
         self.nbytes = nbytes
         self.allocator = allocator
+        #: Typed array views made over this block, keyed (offset, shape, dtype). A pooled
+        #: block is reused run after run with the same views, so they are made once.
+        self.views: dict[Any, Any] | None = None
 
     def __repr__(self) -> str:
         return f"Buffer({self.device}, {self.nbytes} bytes, {self.allocator.kind})"

@@ -18,6 +18,7 @@ Policy (see docs/memory.md for the measurements behind it):
 from __future__ import annotations
 
 import bisect
+import sys
 
 from relaxvm.devices.backend import ALIGNMENT, DeviceBackend
 from relaxvm.devices.device import Device
@@ -90,12 +91,15 @@ class PooledAllocator(Allocator):
         self.num_frees += 1
         size = buffer.nbytes
         self._allocated -= size
-        if self._ref_count(buffer.handle) > self._ref_baseline:
+        views = buffer.views
+        if views and _views_in_outside_use(views) or \
+                self._ref_count(buffer.handle) > self._ref_baseline + (len(views) if views else 0):
             # Someone outside still views this memory: let it go with them.
             # Not raw_free: the memory must outlive those views. The count drops now.
             self.num_blocks_dropped_in_use += 1
             self._reserved -= size
             buffer.handle = None
+            buffer.views = None
             return
         free_list = self._free_lists.get(size)
         if free_list is None:
@@ -108,6 +112,7 @@ class PooledAllocator(Allocator):
         released = 0
         for free_list in self._free_lists.values():
             for buffer in free_list:
+                buffer.views = None
                 self._backend_free(buffer.handle, buffer.nbytes)
                 buffer.handle = None
                 released += buffer.nbytes
@@ -155,3 +160,22 @@ class PooledAllocator(Allocator):
         if self._ref_baseline == _UNMEASURED:
             self._ref_baseline = self._ref_count(buffer.handle)
         return buffer
+
+
+def _views_in_outside_use(views: dict) -> bool:
+    """True when an array outside relaxvm references one of a block's cached views."""
+    for view in views.values():
+        if sys.getrefcount(view) > _VIEW_REFS:
+            return True
+    return False
+
+
+def _calibrate_view_refs() -> int:
+    """getrefcount of a cached view nobody else holds, read as _views_in_outside_use reads it."""
+    views = {0: object()}
+    for view in views.values():
+        return sys.getrefcount(view)
+    return 0  # pragma: no cover
+
+
+_VIEW_REFS = _calibrate_view_refs()

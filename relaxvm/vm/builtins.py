@@ -190,10 +190,12 @@ def make_prim_value(heap: Any, code: int, v: int) -> int:
 @builtin("shape_of")
 def shape_of(x: Any) -> Shape:
     """The shape of a tensor as a Shape."""
-    try:
-        return tuple.__new__(Shape, x.array.shape)
-    except AttributeError:
-        raise ArgumentError(f"shape_of: expects a Tensor, got {describe(x)}") from None
+    if x.__class__ is not Tensor:
+        raise ArgumentError(f"shape_of: expects a Tensor, got {describe(x)}")
+    shape = x._shape
+    if shape is None:
+        shape = x._shape = tuple.__new__(Shape, x.array.shape)
+    return shape
 
 
 @builtin("tensor_to_shape")

@@ -10,7 +10,6 @@ index and callee attached, and the VM keeps no per-call state, so it stays usabl
 from __future__ import annotations
 
 import enum
-import functools
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -20,6 +19,7 @@ from relaxvm.devices.device import device as parse_device
 from relaxvm.errors import ArgumentError, VMError
 from relaxvm.memory.allocator import Allocator
 from relaxvm.memory.manager import global_memory_manager, parse_memory_cfg
+from relaxvm.objects import DataType, Shape
 from relaxvm.tensor import Tensor, tensor
 from relaxvm.vm import builtins as _builtins  # noqa: F401  (registers vm.builtin.*)
 from relaxvm.vm.closure import VMClosure
@@ -67,7 +67,9 @@ class VirtualMachine:
                 self._pool[index] = resolve_packed(info.name, self)
         self._translations: dict[str, Translation] = {}
         self._instrument: Callable[..., Any] | None = None
-        self._active = self._translate(PLAIN)
+        self._fns: list[Any] = [None] * len(exe.func_table)
+        self._activate(self._translate(PLAIN))
+        self._entries: dict[str, Callable[..., Any]] = {}
         self._saved: dict[str, Callable[..., Any]] = {}
         self._inputs: dict[str, list[Any]] = {}
         self._outputs: dict[str, Any] = {}
@@ -91,6 +93,11 @@ class VirtualMachine:
         if mode != INSTRUMENT:
             self._translations[mode] = translation
         return translation
+
+    def _activate(self, translation: Translation) -> None:
+        """Make ``translation`` the one calls run; entries see the change (shared list)."""
+        self._active = translation
+        self._fns[:] = [translation.functions.get(i) for i in range(len(self._fns))]
 
     def _all_translations(self) -> list[Translation]:
         found = list(self._translations.values())
@@ -156,7 +163,7 @@ class VirtualMachine:
         return [self._convert_arg(a, to_device) for a in args]
 
     def _invoke(self, index: int, args: Sequence[Any]) -> Any:
-        fn = self._active.functions[index]
+        fn = self._fns[index]
         try:
             return fn(*args)
         except Exception as exc:
@@ -166,8 +173,34 @@ class VirtualMachine:
         saved = self._saved.get(name)
         if saved is not None:
             return saved
-        index = self._function_index(name, "VirtualMachine[]")
-        return functools.partial(self._call_named, name, index)
+        entry = self._entries.get(name)
+        if entry is None:
+            index = self._function_index(name, "VirtualMachine[]")
+            entry = self._entries[name] = self._make_entry(name, index)
+        return entry
+
+    def _make_entry(self, name: str, index: int) -> Callable[..., Any]:
+        """The callable ``vm[name]`` returns: a fast path for positional Tensor/scalar args,
+        everything else (kwargs, conversion, misuse) through ``_call_named``."""
+        nargs = self.exe.func_table[index].num_args
+        fns, inputs, vm = self._fns, self._inputs, self
+        slow, convert = self._call_named, self._convert_arg
+
+        def entry(*args: Any, **kwargs: Any) -> Any:
+            if kwargs or len(args) != nargs or name in inputs:
+                return slow(name, index, *args, **kwargs)
+            for a in args:
+                if a.__class__ not in _PASSTHROUGH:
+                    args = tuple(convert(x, False) for x in args)
+                    break
+            try:
+                return fns[index](*args)
+            except Exception as exc:
+                raise contextualize(exc, vm) from exc
+
+        entry.__name__ = name
+        entry.__qualname__ = f"VirtualMachine[{name!r}]"
+        return entry
 
     def _call_named(self, name: str, index: int, *args: Any, **kwargs: Any) -> Any:
         if name in self._inputs:
@@ -233,7 +266,7 @@ class VirtualMachine:
         Call; returning VMInstrumentReturnKind.SKIP_RUN before a call skips it."""
         if instrument is None:
             self._instrument = None
-            self._active = self._translations[PLAIN]
+            self._activate(self._translations[PLAIN])
             return
         if not callable(instrument):
             raise TypeError(f"set_instrument: instrument must be callable, got "
@@ -243,7 +276,7 @@ class VirtualMachine:
         self._instrument = instrument
         translation = self._translate(INSTRUMENT, hook)
         sites.extend(translation.sites)
-        self._active = translation
+        self._activate(translation)
 
     def time_evaluator(self, func_name: str, dev: Device, number: int = 10, repeat: int = 1,
                        min_repeat_ms: int = 0, cooldown_interval_ms: int = 0,
@@ -270,6 +303,9 @@ class VirtualMachine:
 
     def __repr__(self) -> str:
         return f"<VirtualMachine on {', '.join(map(str, self.devices))}>"
+
+
+_PASSTHROUGH = frozenset({Tensor, int, float, bool, str, type(None), Shape, DataType, VMClosure})
 
 
 def _device_list(device: Any) -> list[Device]:

@@ -96,14 +96,14 @@ def profile_call(vm: Any, func_name: str, args: tuple, kwargs: dict[str, Any]) -
     recorder = _Recorder()
     previous = vm._active
     state["recorder"] = recorder
-    vm._active = translation
+    vm._activate(translation)
     t0 = time.perf_counter_ns()
     for timer in origins.values():
         timer.start()
     try:
         vm._invoke(index, bound)
     finally:
-        vm._active = previous
+        vm._activate(previous)
         state["recorder"] = None
     for timer in origins.values():
         timer.stop()

@@ -46,12 +46,19 @@ def resolve_packed(name: str, vm: Any) -> Callable[..., Any]:
                   f"device{hint}")
 
 
-def site_router_factory(vm: Any) -> Callable[[int], Any]:
-    """Per call site, a fresh router for kernel callees (None for other callees)."""
-    def make(callee_index: int) -> Any:
+def site_router_factory(vm: Any) -> Callable[[int, tuple], Any]:
+    """Per call site: a fresh router for kernel callees, an allocation specialised to its
+    constant arguments, or None (call the shared pool entry)."""
+    from relaxvm.vm.specialize import specialize
+
+    def make(callee_index: int, words: tuple) -> Any:
         entry = vm._pool[callee_index]
+        if entry is None:
+            return None
         name = getattr(entry, KERNEL_ATTR, None)
-        return None if name is None else make_kernel_router(name, vm)
+        if name is not None:
+            return make_kernel_router(name, vm)
+        return specialize(vm.exe.func_table[callee_index].name, words, vm)
     return make
 
 

@@ -44,7 +44,7 @@ class Translation:
 
 class _Emitter:
     def __init__(self, exe: Any, is_vm_func: list[bool], mode: str,
-                 site_exprs: Callable[[int, int], str]) -> None:
+                 site_exprs: Callable[[int, int, tuple], str]) -> None:
         self.exe = exe
         self.is_vm_func = is_vm_func
         self.mode = mode
@@ -113,7 +113,7 @@ class _Emitter:
         site = len(self.sites)
         self.sites.append(CallSite(func_index, pc, ins.func_idx,
                                    self.exe.func_table[ins.func_idx].name))
-        expr = self.site_expr(site, ins.func_idx) or callee
+        expr = self.site_expr(site, ins.func_idx, ins.args) or callee
         if expr != callee:
             self.sites_used.add(site)
         if self.mode == PLAIN or self.is_vm_func[ins.func_idx] and self.mode == PROFILE:
@@ -162,13 +162,14 @@ class _Emitter:
 
 
 def translate(exe: Any, is_vm_func: list[bool], mode: str = PLAIN,
-              site_expr: Callable[[int, int], str] | None = None) -> tuple[str, _Emitter]:
+              site_expr: Callable[[int, int, tuple], str] | None = None
+              ) -> tuple[str, _Emitter]:
     """Generate the module source for every VM function of ``exe``.
 
-    ``site_expr(site, callee_index)`` may name a per-site callable (``S[site]``) to use
+    ``site_expr(site, callee_index, arg_words)`` may name a per-site callable (``S[site]``) to use
     instead of the shared callee, e.g. a kernel router that caches its choice per site.
     """
-    emitter = _Emitter(exe, is_vm_func, mode, site_expr or (lambda site, callee: ""))
+    emitter = _Emitter(exe, is_vm_func, mode, site_expr or (lambda site, callee, args: ""))
     body_start = len(emitter.lines)
     for index, is_vm in enumerate(is_vm_func):
         if is_vm:
@@ -187,17 +188,18 @@ def translate(exe: Any, is_vm_func: list[bool], mode: str = PLAIN,
 
 def compile_translation(exe: Any, is_vm_func: list[bool], pool: list[Any], constants: list[Any],
                         vm: Any, hook: Any, mode: str = PLAIN,
-                        site_callable: Callable[[int], Any] | None = None) -> Translation:
+                        site_callable: Callable[[int, tuple], Any] | None = None
+                        ) -> Translation:
     """Generate, compile and bind the functions; returns them with their line maps.
 
-    ``site_callable(callee_index)`` may return a fresh per-site callable for a callee (a
-    kernel router that caches its device choice per call site), or None to call the
-    shared pool entry.
+    ``site_callable(callee_index, arg_words)`` may return a fresh per-site callable for a
+    callee (a kernel router that caches its device choice per call site, an allocation
+    specialised to constant arguments), or None to call the shared pool entry.
     """
     per_site: list[Any] = []
 
-    def site_expr(site: int, callee: int) -> str:
-        made = site_callable(callee) if site_callable is not None else None
+    def site_expr(site: int, callee: int, args: tuple) -> str:
+        made = site_callable(callee, args) if site_callable is not None else None
         per_site.append(made)
         return f"s{site}" if made is not None else ""
 

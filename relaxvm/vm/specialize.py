@@ -1,0 +1,99 @@
+"""Call sites specialised to their constant arguments, built once when a VM loads.
+
+Compiled programs allocate with constant shapes and dtypes: ``alloc_storage(vm, c[0], i0,
+c[1])`` and ``alloc_tensor(%s, i4096, c[2], c[3])``. Working out byte counts and NumPy
+dtypes from those constants on every call costs more than the allocation itself, so such
+sites get a closure with the answers precomputed. The closures take the same arguments as
+the builtin, so the generated code does not change shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from relaxvm.memory.storage import Storage
+from relaxvm.objects import Shape, numpy_dtype
+from relaxvm.tensor import Tensor, cached_view, tensor_in_storage
+from relaxvm.vm.bytecode import ArgKind, decode_arg
+
+_MISSING = object()
+
+
+def _constant(word: int, vm: Any) -> Any:
+    """The value of an immediate or constant-pool argument, else _MISSING."""
+    kind, value = decode_arg(word)
+    if kind == ArgKind.IMMEDIATE:
+        return value
+    if kind == ArgKind.CONST_IDX and 0 <= value < len(vm.constants):
+        return vm.constants[value]
+    return _MISSING
+
+
+def specialize(name: str, words: tuple, vm: Any) -> Callable[..., Any] | None:
+    """A specialised callable for this call site, or None to use the generic builtin."""
+    maker = _MAKERS.get(name)
+    return None if maker is None else maker(words, vm)
+
+
+def _alloc_storage(words: tuple, vm: Any) -> Callable[..., Any] | None:
+    if len(words) < 4:
+        return None
+    shape, index, dtype = (_constant(w, vm) for w in words[1:4])
+    if not isinstance(shape, Shape) or not isinstance(index, int) or dtype is _MISSING:
+        return None
+    if not -1 <= index < len(vm.allocators):
+        return None  # the generic builtin raises the error at run time
+    try:
+        nbytes = numpy_dtype(dtype).itemsize * Shape(shape).numel
+    except TypeError:
+        return None
+    alloc = vm.allocators[index].alloc
+
+    def alloc_storage_site(vm_: Any, shape_: Any, index_: Any, dtype_: Any,
+                           scope: str = "global") -> Storage:
+        return Storage(alloc(nbytes))
+
+    return alloc_storage_site
+
+
+def _alloc_tensor(words: tuple, vm: Any) -> Callable[..., Any] | None:
+    if len(words) < 4:
+        return None
+    offset, shape, dtype = (_constant(w, vm) for w in words[1:4])
+    if not isinstance(offset, int) or not isinstance(shape, Shape) or dtype is _MISSING:
+        return None
+    try:
+        np_dtype = numpy_dtype(dtype)
+    except TypeError:
+        return None
+    dims = tuple(shape)
+    key = (offset, dims, np_dtype)
+
+    def alloc_tensor_site(storage: Storage, offset_: Any, shape_: Any, dtype_: Any,
+                          scope: str = "global") -> Tensor:
+        buffer = storage.buffer
+        views = buffer.views
+        if views is not None:
+            array = views.get(key)
+            if array is not None:
+                return Tensor(array, buffer.device, storage)
+            return Tensor(cached_view(buffer, offset, dims, np_dtype, key) if
+                          _fits(buffer, offset, dims, np_dtype) else
+                          tensor_in_storage(storage, offset, dims, np_dtype).array,
+                          buffer.device, storage)
+        return tensor_in_storage(storage, offset, dims, np_dtype)
+
+    return alloc_tensor_site
+
+
+def _fits(buffer: Any, offset: int, dims: tuple, np_dtype: Any) -> bool:
+    nbytes = np_dtype.itemsize
+    for d in dims:
+        nbytes *= d
+    return 0 <= offset and offset + nbytes <= buffer.nbytes
+
+
+_MAKERS: dict[str, Callable[[tuple, Any], Callable[..., Any] | None]] = {
+    "vm.builtin.alloc_storage": _alloc_storage,
+    "vm.builtin.alloc_tensor": _alloc_tensor,
+}
