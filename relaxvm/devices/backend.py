@@ -112,6 +112,9 @@ class DeviceBackend:
     def create_timer(self, index: int) -> DeviceTimer:
         raise NotImplementedError
 
+    def release_timer(self, index: int, timer: DeviceTimer) -> None:
+        """Hand back a timer whose reading was taken, for reuse (no-op by default)."""
+
     def activate(self, index: int) -> Any:
         """A context manager that makes ``index`` the current device (no-op on CPU)."""
         import contextlib

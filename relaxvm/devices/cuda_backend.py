@@ -58,6 +58,7 @@ class CUDABackend(DeviceBackend):
 
     def __init__(self) -> None:
         self._cupy: Any = None
+        self._timer_pools: dict[int, list[DeviceTimer]] = {}
 
     @property
     def cupy(self) -> Any:
@@ -172,8 +173,16 @@ class CUDABackend(DeviceBackend):
             self.cupy.cuda.get_current_stream().synchronize()
 
     def create_timer(self, index: int) -> DeviceTimer:
+        # Creating two CUDA events costs microseconds; the profiler creates a timer per
+        # call, so timers it has read come back through release_timer and are reused.
+        pool = self._timer_pools.get(index)
+        if pool:
+            return pool.pop()
         with self.cupy.cuda.Device(index):
             return CUDATimer(self.cupy)
+
+    def release_timer(self, index: int, timer: DeviceTimer) -> None:
+        self._timer_pools.setdefault(index, []).append(timer)
 
     def activate(self, index: int) -> Any:
         return self.cupy.cuda.Device(index)

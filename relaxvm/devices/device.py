@@ -21,7 +21,7 @@ DEVICE_NAME_TYPES: dict[str, int] = {"cpu": CPU, "llvm": CPU, "cuda": CUDA, "gpu
 class Device:
     """A compute device; use :func:`cpu`, :func:`cuda` or :func:`device` to make one."""
 
-    __slots__ = ("device_type", "index", "_name", "__weakref__")
+    __slots__ = ("device_type", "index", "_name", "_backend", "__weakref__")
     _interned: ClassVar[dict[tuple[int, int], Device]] = {}
 
     device_type: int
@@ -93,8 +93,13 @@ class Device:
     @property
     def backend(self) -> Any:
         """The DeviceBackend that serves this device type."""
-        from relaxvm.devices.backend import get_backend
-        return get_backend(self.device_type)
+        try:
+            return self._backend
+        except AttributeError:
+            from relaxvm.devices.backend import get_backend
+            backend = get_backend(self.device_type)
+            object.__setattr__(self, "_backend", backend)
+            return backend
 
     # TVM-named properties. ``exist`` never raises; the others raise DeviceError when
     # the device is absent, which says why.

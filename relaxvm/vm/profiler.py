@@ -22,7 +22,7 @@ class _Recorder:
     """Collects (site, device, timer, host start, host end, shapes) during one run."""
 
     def __init__(self) -> None:
-        self.records: list[tuple[int, Device, Any, int, int, str]] = []
+        self.records: list[tuple[int, Device, Any, int, int, list]] = []
 
 
 def _first_device(args: tuple, default: Device) -> Device:
@@ -36,14 +36,20 @@ def _first_device(args: tuple, default: Device) -> Device:
     return default
 
 
-def _shapes(args: tuple) -> str:
-    parts = []
+def _shapes(args: tuple) -> list[tuple[Any, tuple]]:
+    """(dtype, shape) of each tensor argument; formatted only when the report is built."""
+    found = []
     for a in args:
-        items = a if type(a) is tuple else (a,)
-        for item in items:
-            if item.__class__ is Tensor:
-                parts.append(f"{item.array.dtype.name}{list(item.array.shape)}")
-    return ", ".join(parts)
+        if a.__class__ is Tensor:
+            array = a.array
+            found.append((array.dtype, array.shape))
+        elif type(a) is tuple:
+            found.extend((t.array.dtype, t.array.shape) for t in a if t.__class__ is Tensor)
+    return found
+
+
+def _format_shapes(shapes: list[tuple[Any, tuple]]) -> str:
+    return ", ".join(f"{dtype.name}{list(shape)}" for dtype, shape in shapes)
 
 
 def make_profile_hook(vm: Any, state: dict[str, Any]) -> Callable[..., Any]:
@@ -115,8 +121,9 @@ def _build_report(vm: Any, translation: Any, recorder: _Recorder, origins: dict[
                   t0: int, t1: int) -> Report:
     calls, spans = [], []
     totals = {str(dev): timer.elapsed_ns() / 1e3 for dev, timer in origins.items()}
-    for site, dev, timer, h0, h1, shapes in recorder.records:
+    for site, dev, timer, h0, h1, shape_list in recorder.records:
         name = translation.sites[site].callee_name
+        shapes = _format_shapes(shape_list)
         duration = timer.elapsed_ns() / 1e3
         total = totals.get(str(dev)) or (t1 - t0) / 1e3
         calls.append({"Name": name, "Duration (us)": duration,
@@ -130,6 +137,8 @@ def _build_report(vm: Any, translation: Any, recorder: _Recorder, origins: dict[
             spans.append({"name": name, "track": str(dev),
                           "ts_us": timer.start_offset_ns(origin) / 1e3, "dur_us": duration,
                           "cat": "device", "args": {"shapes": shapes}})
+    for _, dev, timer, *_ in recorder.records:
+        dev.backend.release_timer(dev.index, timer)
     metrics = {dev: {"Duration (us)": total} for dev, total in totals.items()}
     return Report(calls, metrics, _configuration(vm), spans)
 
