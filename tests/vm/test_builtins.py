@@ -148,3 +148,28 @@ def test_memory_manager_clear_releases_cached_blocks(fresh_memory):
     assert alloc.stats()["reserved_bytes.current"] > 0
     relaxvm.vm.get_global_func("vm.builtin.memory_manager.clear")()
     assert alloc.stats()["reserved_bytes.current"] == 0
+
+
+def test_outside_view_of_a_result_survives_later_runs(fresh_memory):
+    """Pooled blocks (and their cached views) are reused across runs, but never while an
+    array outside the VM still views one: the first result must keep its values."""
+    vm = VirtualMachine(storage_program(), relaxvm.cpu())
+    first = np.from_dlpack(vm["main"](np.full(4, 1, "float32")))
+    kept_array = vm["main"](np.full(4, 2, "float32")).array  # a raw reference to a cached view
+    for value in range(3, 8):
+        vm["main"](np.full(4, value, "float32"))
+    np.testing.assert_array_equal(first, [2, 2, 2, 2])
+    np.testing.assert_array_equal(kept_array, [4, 4, 4, 4])
+    stats = fresh_memory.get_allocator(relaxvm.cpu(0)).stats()
+    assert stats["num_blocks_dropped_in_use"] == 2 and stats["num_cache_hits"] >= 4
+
+
+def test_repeated_runs_reuse_one_pooled_block(fresh_memory):
+    vm = VirtualMachine(storage_program(), relaxvm.cpu())
+    for value in range(5):
+        out = vm["main"](np.full(4, value, "float32"))
+        np.testing.assert_array_equal(out.numpy(), np.full(4, 2 * value))
+        del out
+    stats = fresh_memory.get_allocator(relaxvm.cpu(0)).stats()
+    # Two blocks per run (the converted input and the program's storage), both reused.
+    assert stats["num_cache_misses"] == 2 and stats["num_cache_hits"] == 8
