@@ -1,0 +1,41 @@
+"""The per-device kernel library: destination-passing kernels keyed by (name, device type).
+
+Importing this package registers every kernel for ``"cpu"`` (NumPy) and ``"cuda"``
+(CuPy, imported on first use, never here). Look kernels up with :func:`get_kernel`; the
+compiler reads each op's positional layout from :func:`kernel_signature`. The op
+families live in one module each: elementwise, binary, linalg, conv, pool, norm,
+reduce, shape, index, with fused CUDA versions in cuda_fused. ``python -m
+relaxvm.kernels.docgen`` prints the table in ``docs/kernels.md``.
+"""
+
+from relaxvm.kernels import (  # noqa: F401
+                             binary,
+                             conv,
+                             cuda_fused,
+                             elementwise,
+                             index,
+                             linalg,
+                             norm,
+                             pool,
+                             reduce,
+                             shape,
+)
+from relaxvm.kernels.registry import (
+                             REQUIRED,
+                             KernelSignature,
+                             get_kernel,
+                             has_kernel,
+                             kernel_devices,
+                             kernel_names,
+                             kernel_signature,
+                             register_builder,
+                             register_kernel,
+                             register_template,
+                             unregister_kernel,
+)
+
+__all__ = [
+    "REQUIRED", "KernelSignature", "get_kernel", "has_kernel", "kernel_devices", "kernel_names",
+    "kernel_signature", "register_builder", "register_kernel", "register_template",
+    "unregister_kernel",
+]

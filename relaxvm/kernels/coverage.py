@@ -1,0 +1,101 @@
+"""What each kernel is tested on: the dtypes, and the tolerance per dtype.
+
+The test suite parameterizes over :func:`dtypes_tested` and compares with
+:func:`tolerance`, and ``docs/kernels.md`` prints the same table, so the documented
+coverage is the tested coverage. Tolerances are ``numpy.testing.assert_allclose``'s
+(rtol, atol), against a float64 reference computed from the same (rounded) inputs.
+
+Classes of tolerance:
+
+* ``exact`` — selection and data movement (relu, max, slice, argmax, ...): bit equality;
+* ``elementwise`` — one rounding of a correctly computed value (exp, gelu, divide, ...);
+* ``accumulate`` — sums of many terms (matmul, conv, softmax, mean, ...), whose float32
+  error grows with the length of the sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TOLERANCES: dict[str, dict[str, tuple[float, float]]] = {
+    "exact": {},
+    "elementwise": {"float64": (1e-12, 1e-12), "float32": (1e-5, 1e-6),
+                    "float16": (2e-3, 1e-3), "bfloat16": (1.6e-2, 1e-2)},
+    "accumulate": {"float64": (1e-10, 1e-10), "float32": (1e-4, 1e-4),
+                   "float16": (1e-2, 1e-2), "bfloat16": (5e-2, 5e-2)},
+}
+
+#: CuPy has no bfloat16; those cases run on the CPU only.
+CPU_ONLY_DTYPES = frozenset({"bfloat16"})
+
+FLOATS = ("float32", "float16", "bfloat16")
+WIDE_FLOATS = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The tolerance class and the input dtypes a kernel's tests run with."""
+
+    tolerance: str
+    dtypes: tuple[str, ...]
+
+
+def _table() -> dict[str, Coverage]:
+    table: dict[str, Coverage] = {}
+
+    def put(names: str, tol: str, dtypes: tuple[str, ...]) -> None:
+        for name in names.split():
+            table[name] = Coverage(tol, dtypes)
+
+    put("relu neg abs floor ceil round sign identity max min maximum minimum", "exact",
+        FLOATS)
+    put("max_pool2d global_max_pool2d reshape transpose concat split slice take "
+        "gather_elements expand pad resize_nearest tile trilu", "exact", FLOATS + ("int64",))
+    put("argmax argmin", "exact", ("float32", "float16", "int32"))
+    put("equal not_equal less less_equal greater greater_equal", "exact",
+        ("float32", "float16", "int32"))
+    put("logical_and logical_or logical_xor logical_not", "exact", ("bool",))
+    put("isnan", "exact", ("float32",))
+    put("bitwise_and bitwise_or bitwise_xor bitwise_not", "exact", ("int32", "uint8"))
+    put("cast", "exact", ("float32", "float16", "int32", "bool", "bfloat16"))
+    put("range", "exact", ("int64", "float32"))
+    put("where", "exact", FLOATS + ("int64",))
+    put("sigmoid tanh exp log sqrt rsqrt erf silu sin cos tan asin acos atan sinh cosh "
+        "asinh acosh atanh reciprocal softplus gelu leaky_relu elu hard_sigmoid clip add "
+        "subtract multiply divide power", "elementwise", FLOATS)
+    put("mod", "elementwise", ("float32", "int32", "int64"))
+    put("matmul gemm conv2d conv1d avg_pool2d global_avg_pool2d batch_norm layer_norm "
+        "softmax log_softmax sum mean prod cumsum", "accumulate", FLOATS)
+    return table
+
+
+COVERAGE: dict[str, Coverage] = _table()
+
+
+def coverage_of(kernel: str) -> Coverage:
+    """The :class:`Coverage` entry of ``kernel`` (KeyError naming it when absent)."""
+    try:
+        return COVERAGE[kernel]
+    except KeyError:
+        raise KeyError(f"coverage_of: kernel {kernel!r} has no coverage entry in "
+                       f"relaxvm/kernels/coverage.py") from None
+
+
+def dtypes_tested(kernel: str, device_type: str = "cpu") -> tuple[str, ...]:
+    """The input dtypes ``kernel`` is tested with on ``device_type``."""
+    dtypes = coverage_of(kernel).dtypes
+    if device_type == "cpu":
+        return dtypes
+    return tuple(d for d in dtypes if d not in CPU_ONLY_DTYPES)
+
+
+def tolerance(kernel: str, dtype: str) -> tuple[float, float]:
+    """(rtol, atol) for ``kernel`` on ``dtype``; (0, 0) means bit-exact."""
+    return TOLERANCES[coverage_of(kernel).tolerance].get(dtype, (0.0, 0.0))
+
+
+def describe(kernel: str) -> str:
+    """Human summary, e.g. ``elementwise: float32, float16, bfloat16 (cpu)``."""
+    cov = coverage_of(kernel)
+    dtypes = [d + (" (cpu)" if d in CPU_ONLY_DTYPES else "") for d in cov.dtypes]
+    return f"{cov.tolerance}: {', '.join(dtypes)}"

@@ -1,0 +1,105 @@
+"""Normalisation kernels: batch_norm (inference), layer_norm, softmax, log_softmax.
+
+The ``*_into`` functions hold the math once over an array module; this module registers
+them for the CPU, and :mod:`relaxvm.kernels.cuda_fused` registers CUDA kernels that use
+one fused launch where it can and fall back to the same functions elsewhere. Narrow
+floats (float16, bfloat16) are normalised in float32 and rounded once at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from relaxvm.kernels.common import is_low_precision, normalize_axis
+from relaxvm.kernels.registry import register_kernel
+
+
+def _work(xp: Any, a: Any, o: Any) -> tuple[Any, Any]:
+    """(input, destination) to compute in: float32 copies for narrow floats, else as is."""
+    if is_low_precision(o.dtype):
+        return a.astype(np.float32), xp.empty(o.shape, np.float32)
+    return a, o
+
+
+def softmax_into(xp: Any, a: Any, o: Any, axis: int, log: bool) -> None:
+    """``o = softmax(a)`` (or log_softmax) along ``axis``, shifted by the max for range."""
+    ax = normalize_axis(axis, a.ndim, "log_softmax" if log else "softmax")
+    work, dst = _work(xp, a, o)
+    peak = xp.max(work, axis=ax, keepdims=True)
+    xp.subtract(work, peak, out=dst)
+    if log:
+        total = xp.sum(xp.exp(dst), axis=ax, keepdims=True)
+        xp.subtract(dst, xp.log(total, out=total), out=dst)
+    else:
+        xp.exp(dst, out=dst)
+        xp.divide(dst, xp.sum(dst, axis=ax, keepdims=True), out=dst)
+    if dst is not o:
+        xp.copyto(o, dst, casting="unsafe")
+
+
+def layer_norm_into(xp: Any, a: Any, scale: Any, bias: Any, o: Any, axis: int,
+                    epsilon: float) -> None:
+    """``o = (a - mean) / sqrt(var + epsilon) * scale + bias`` over axes ``axis..end``."""
+    ax = normalize_axis(axis, a.ndim, "layer_norm")
+    axes = tuple(range(ax, a.ndim))
+    work, dst = _work(xp, a, o)
+    xp.subtract(work, xp.mean(work, axis=axes, keepdims=True), out=dst)
+    spread = xp.mean(xp.square(dst), axis=axes, keepdims=True)
+    xp.add(spread, epsilon, out=spread)
+    xp.sqrt(spread, out=spread)
+    xp.divide(dst, spread, out=dst)
+    xp.multiply(dst, scale, out=dst)
+    if bias is not None:
+        xp.add(dst, bias, out=dst)
+    if dst is not o:
+        xp.copyto(o, dst, casting="unsafe")
+
+
+def batch_norm_coefficients(xp: Any, scale: Any, bias: Any, mean: Any, var: Any,
+                            epsilon: float, dtype: Any) -> tuple[Any, Any]:
+    """Per-channel (k, b) with ``y = x * k + b``, in float64 for float64 data, else float32."""
+    acc = np.float64 if np.dtype(dtype) == np.float64 else np.float32
+    k = scale.astype(acc) / xp.sqrt(var.astype(acc) + epsilon)
+    return k, bias.astype(acc) - mean.astype(acc) * k
+
+
+def batch_norm_into(xp: Any, a: Any, scale: Any, bias: Any, mean: Any, var: Any, o: Any,
+                    epsilon: float) -> None:
+    """Inference batch norm over channel axis 1, folded into one multiply-add."""
+    k, b = batch_norm_coefficients(xp, scale, bias, mean, var, epsilon, o.dtype)
+    shape = (1, a.shape[1]) + (1,) * (a.ndim - 2)
+    work, dst = _work(xp, a, o)
+    xp.multiply(work, k.reshape(shape), out=dst)
+    xp.add(dst, b.reshape(shape), out=dst)
+    if dst is not o:
+        xp.copyto(o, dst, casting="unsafe")
+
+
+@register_kernel("softmax", "cpu")
+def softmax(x: Any, out: Any, axis: int = -1) -> None:
+    """out = exp(x) / sum(exp(x)) along ``axis``."""
+    softmax_into(np, x.array, out.array, axis, False)
+
+
+@register_kernel("log_softmax", "cpu")
+def log_softmax(x: Any, out: Any, axis: int = -1) -> None:
+    """out = x - log(sum(exp(x))) along ``axis``."""
+    softmax_into(np, x.array, out.array, axis, True)
+
+
+@register_kernel("layer_norm", "cpu")
+def layer_norm(x: Any, scale: Any, bias: Any, out: Any, axis: int = -1,
+               epsilon: float = 1e-5) -> None:
+    """Normalise over axes ``axis..end``, then scale and shift (bias may be None)."""
+    layer_norm_into(np, x.array, scale.array, None if bias is None else bias.array,
+                    out.array, axis, epsilon)
+
+
+@register_kernel("batch_norm", "cpu")
+def batch_norm(x: Any, scale: Any, bias: Any, mean: Any, var: Any, out: Any,
+               epsilon: float = 1e-5) -> None:
+    """Inference batch norm on channel axis 1 with the running mean and variance."""
+    batch_norm_into(np, x.array, scale.array, bias.array, mean.array, var.array, out.array,
+                    epsilon)

@@ -1,0 +1,107 @@
+"""Reduction kernels: ``op(x, out, axes=None, keepdims=1)``, arg-reductions and cumsum.
+
+``axes=None`` (or an empty tuple, ONNX's default) reduces over every axis. Sums,
+means and products of float16/bfloat16 accumulate in float32 and round once, so a
+long reduction does not drift by a half-precision ulp per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from relaxvm.kernels.common import is_low_precision, normalize_axes, normalize_axis
+from relaxvm.kernels.registry import register_template
+
+
+def reduce_into(xp: Any, func: Callable[..., Any], a: Any, axes: tuple[int, ...] | None,
+                keepdims: bool, o: Any) -> None:
+    """``o[...] = func(a, axis=axes, keepdims=keepdims)``, float32-accumulated for narrow
+    floats (``func`` is an accumulating reduction such as ``xp.sum``)."""
+    if is_low_precision(a.dtype):
+        wide = func(a, axis=axes, keepdims=keepdims, dtype=np.float32)
+        xp.copyto(o, wide, casting="unsafe")
+    else:
+        func(a, axis=axes, keepdims=keepdims, out=o)
+
+
+def _axes(axes: Sequence[int] | None, ndim: int, where: str) -> tuple[int, ...] | None:
+    if axes is None or len(axes) == 0:
+        return None
+    return normalize_axes(axes, ndim, where)
+
+
+def _accumulating(name: str, func_name: str) -> None:
+    def reduction(xp: Any, x: Any, out: Any, axes: Sequence[int] | None = None,
+                  keepdims: int = 1) -> None:
+        a = x.array
+        reduce_into(xp, getattr(xp, func_name), a, _axes(axes, a.ndim, name),
+                    bool(keepdims), out.array)
+
+    reduction.__name__ = reduction.__qualname__ = name
+    reduction.__doc__ = f"out = {func_name}(x) over ``axes`` (all when None)"
+    register_template(name)(reduction)
+
+
+def _selecting(name: str, func_name: str) -> None:
+    def reduction(xp: Any, x: Any, out: Any, axes: Sequence[int] | None = None,
+                  keepdims: int = 1) -> None:
+        a = x.array
+        getattr(xp, func_name)(a, axis=_axes(axes, a.ndim, name), keepdims=bool(keepdims),
+                               out=out.array)
+
+    reduction.__name__ = reduction.__qualname__ = name
+    reduction.__doc__ = f"out = {func_name}(x) over ``axes`` (all when None)"
+    register_template(name)(reduction)
+
+
+for _name, _func in (("sum", "sum"), ("mean", "mean"), ("prod", "prod")):
+    _accumulating(_name, _func)
+for _name, _func in (("max", "max"), ("min", "min")):
+    _selecting(_name, _func)
+
+
+def _arg_reduction(name: str, func_name: str) -> None:
+    def reduction(xp: Any, x: Any, out: Any, axis: int = 0, keepdims: int = 1,
+                  select_last_index: int = 0) -> None:
+        a, o = x.array, out.array
+        ax = normalize_axis(axis, a.ndim, name)
+        if select_last_index:  # search the reversed axis, then map the index back
+            getattr(xp, func_name)(xp.flip(a, axis=ax), axis=ax, keepdims=bool(keepdims),
+                                   out=o)
+            xp.subtract(a.shape[ax] - 1, o, out=o)
+        else:
+            getattr(xp, func_name)(a, axis=ax, keepdims=bool(keepdims), out=o)
+
+    reduction.__name__ = reduction.__qualname__ = name
+    reduction.__doc__ = (f"out = index of the {func_name[3:]} along ``axis`` (int64); ties "
+                         f"pick the first index, or the last with select_last_index=1")
+    register_template(name)(reduction)
+
+
+_arg_reduction("argmax", "argmax")
+_arg_reduction("argmin", "argmin")
+
+
+@register_template("cumsum")
+def cumsum(xp: Any, x: Any, out: Any, axis: int = 0, exclusive: int = 0,
+           reverse: int = 0) -> None:
+    """Running sum along ``axis`` (ONNX CumSum): ``exclusive`` leaves out the element
+    itself, ``reverse`` sums from the end."""
+    a, o = x.array, out.array
+    ax = normalize_axis(axis, a.ndim, "cumsum")
+    if reverse:
+        a, o = xp.flip(a, axis=ax), xp.flip(o, axis=ax)  # o's flip is a writable view
+    acc = np.float32 if is_low_precision(a.dtype) else None
+    if not exclusive:
+        o[...] = xp.cumsum(a, axis=ax, dtype=acc)
+        return
+    head = [slice(None)] * a.ndim
+    tail = list(head)
+    head[ax], tail[ax] = slice(0, 1), slice(1, None)
+    src = list(head)
+    src[ax] = slice(0, a.shape[ax] - 1)
+    o[tuple(head)] = 0
+    o[tuple(tail)] = xp.cumsum(a[tuple(src)], axis=ax, dtype=acc)

@@ -1,0 +1,80 @@
+"""matmul and gemm against a float64 sum-of-products reference (no BLAS involved)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from kernel_harness import check, dtype_params, random_array, run_kernel, skip_unsupported, wide
+
+from relaxvm.errors import ArgumentError
+
+
+def reference_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """NumPy matmul semantics spelled out: 1-d promotion, batch broadcast, explicit sums."""
+    x, y = wide(a), wide(b)
+    x2 = x[None, :] if x.ndim == 1 else x
+    y2 = y[:, None] if y.ndim == 1 else y
+    product = (x2[..., :, :, None] * y2[..., None, :, :]).sum(axis=-2)
+    if x.ndim == 1:
+        product = product[..., 0, :]
+    if y.ndim == 1:
+        product = product[..., 0]
+    return product
+
+
+MATMUL_SHAPES = [((32, 32), (32, 32)), ((3, 7), (7, 5)), ((2, 1, 3, 4), (5, 4, 6)),
+                 ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 2))]
+
+
+@pytest.mark.parametrize("dtype", dtype_params("matmul"))
+@pytest.mark.parametrize("shapes", MATMUL_SHAPES, ids=str)
+def test_matmul_follows_numpy_semantics(dev: Any, dtype: str, shapes: Any) -> None:
+    skip_unsupported(dev, dtype)
+    rng = np.random.default_rng(21)
+    a = random_array(rng, shapes[0], dtype, -1, 1)
+    b = random_array(rng, shapes[1], dtype, -1, 1)
+    expected = reference_matmul(a, b)
+    got = run_kernel("matmul", dev, [a, b], expected.shape, dtype)
+    check("matmul", got, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", dtype_params("gemm"))
+@pytest.mark.parametrize("trans_a", [0, 1])
+@pytest.mark.parametrize("trans_b", [0, 1])
+@pytest.mark.parametrize("alpha, beta, c_shape", [(1.0, 1.0, (5,)), (0.5, 2.0, (4, 5)),
+                                                  (1.0, 1.0, None), (2.0, 0.0, (1,)),
+                                                  (1.0, -1.5, (4, 1))])
+def test_gemm_all_transposes_scales_and_bias_shapes(dev: Any, dtype: str, trans_a: int,
+                                                     trans_b: int, alpha: float, beta: float,
+                                                     c_shape: Any) -> None:
+    skip_unsupported(dev, dtype)
+    rng = np.random.default_rng(22)
+    a = random_array(rng, (6, 4) if trans_a else (4, 6), dtype, -1, 1)
+    b = random_array(rng, (5, 6) if trans_b else (6, 5), dtype, -1, 1)
+    c = None if c_shape is None else random_array(rng, c_shape, dtype, -1, 1)
+    op_a = wide(a).T if trans_a else wide(a)
+    op_b = wide(b).T if trans_b else wide(b)
+    expected = alpha * reference_matmul(op_a, op_b)
+    if c is not None:
+        expected = expected + beta * wide(c)
+    got = run_kernel("gemm", dev, [a, b, c], (4, 5), dtype, [alpha, beta, trans_a, trans_b])
+    check("gemm", got, expected, dtype)
+
+
+def test_gemm_as_dense_layer_uses_trans_b(dev: Any) -> None:
+    rng = np.random.default_rng(23)
+    x = random_array(rng, (2, 784), "float32", -1, 1)
+    w = random_array(rng, (512, 784), "float32", -0.1, 0.1)
+    bias = random_array(rng, (512,), "float32")
+    got = run_kernel("gemm", dev, [x, w, bias], (2, 512), "float32", [1.0, 1.0, 0, 1])
+    check("gemm", got, reference_matmul(x, w.T) + wide(bias), "float32")
+
+
+def test_gemm_rejects_batched_operands(dev: Any) -> None:
+    a = np.ones((2, 3, 4), np.float32)
+    b = np.ones((4, 5), np.float32)
+    with pytest.raises(ArgumentError, match=r"gemm: a and b must be 2-d, got shapes "
+                                            r"\[2, 3, 4\] and \[4, 5\]"):
+        run_kernel("gemm", dev, [a, b, None], (3, 5), "float32")

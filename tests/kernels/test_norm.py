@@ -1,0 +1,107 @@
+"""batch_norm, layer_norm, softmax and log_softmax against float64 definitions."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from kernel_harness import check, dtype_params, random_array, run_kernel, skip_unsupported, wide
+
+from relaxvm.errors import ArgumentError
+
+
+def reference_softmax(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
+    """exp(x) / sum(exp(x)) per slice along ``axis``, with math.fsum for the sum."""
+    moved = np.moveaxis(wide(x), axis, -1)
+    rows = moved.reshape(-1, moved.shape[-1])
+    out = np.empty_like(rows)
+    for r, row in enumerate(rows):
+        peak = max(row)
+        total = math.fsum(math.exp(v - peak) for v in row)
+        out[r] = [(v - peak - math.log(total)) if log else math.exp(v - peak) / total
+                  for v in row]
+    return np.moveaxis(out.reshape(moved.shape), -1, axis)
+
+
+SOFTMAX_CASES = [((4, 10), -1), ((2, 3, 17), 2), ((3, 5, 4), 1), ((6, 4), 0), ((2, 1000), -1)]
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", dtype_params("softmax"))
+@pytest.mark.parametrize("shape, axis", SOFTMAX_CASES, ids=str)
+def test_softmax_family_along_any_axis(dev: Any, name: str, dtype: str, shape: Any,
+                                       axis: int) -> None:
+    skip_unsupported(dev, dtype)
+    x = random_array(np.random.default_rng(51), shape, dtype, -4, 4)
+    got = run_kernel(name, dev, [x], shape, dtype, [axis])
+    check(name, got, reference_softmax(x, axis, name == "log_softmax"), dtype)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_is_stable_for_huge_logits(dev: Any, name: str) -> None:
+    x = np.array([[1000.0, 1001.0, 999.0], [-1000.0, -1000.0, -1002.0]], np.float32)
+    got = run_kernel(name, dev, [x], x.shape, "float32", [-1])
+    assert np.all(np.isfinite(got))
+    check(name, got, reference_softmax(x, -1, name == "log_softmax"), "float32")
+
+
+def test_softmax_rejects_axis_out_of_range(dev: Any) -> None:
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(ArgumentError, match=r"softmax: axis must be in \[-2, 2\) for a 2-d "
+                                            r"tensor, got 2"):
+        run_kernel("softmax", dev, [x], x.shape, "float32", [2])
+
+
+def reference_layer_norm(x: np.ndarray, scale: np.ndarray, bias: Any, axis: int,
+                         eps: float) -> np.ndarray:
+    x = wide(x)
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    count = int(np.prod([x.shape[a] for a in axes]))
+    mean = x.sum(axis=axes, keepdims=True) / count
+    var = ((x - mean) ** 2).sum(axis=axes, keepdims=True) / count
+    y = (x - mean) / np.sqrt(var + eps) * wide(scale)
+    return y if bias is None else y + wide(bias)
+
+
+LAYER_NORM_CASES = [((4, 32), -1, True), ((2, 5, 48), -1, False), ((2, 3, 4, 5), 2, True),
+                    ((3, 7), 0, True)]
+
+
+@pytest.mark.parametrize("dtype", dtype_params("layer_norm"))
+@pytest.mark.parametrize("shape, axis, with_bias", LAYER_NORM_CASES, ids=str)
+def test_layer_norm_over_trailing_axes(dev: Any, dtype: str, shape: Any, axis: int,
+                                       with_bias: bool) -> None:
+    skip_unsupported(dev, dtype)
+    rng = np.random.default_rng(52)
+    x = random_array(rng, shape, dtype, -2, 4)
+    norm_shape = shape[axis % len(shape):]
+    scale = random_array(rng, norm_shape, dtype, 0.5, 1.5)
+    bias = random_array(rng, norm_shape, dtype, -1, 1) if with_bias else None
+    got = run_kernel("layer_norm", dev, [x, scale, bias], shape, dtype, [axis, 1e-5])
+    check("layer_norm", got, reference_layer_norm(x, scale, bias, axis, 1e-5), dtype)
+
+
+def test_layer_norm_with_broadcast_scale_vector(dev: Any) -> None:
+    rng = np.random.default_rng(53)
+    x = random_array(rng, (2, 3, 8), "float32")
+    scale = random_array(rng, (8,), "float32", 0.5, 1.5)
+    got = run_kernel("layer_norm", dev, [x, scale, None], x.shape, "float32", [1, 1e-3])
+    check("layer_norm", got, reference_layer_norm(x, scale, None, 1, 1e-3), "float32")
+
+
+@pytest.mark.parametrize("dtype", dtype_params("batch_norm"))
+@pytest.mark.parametrize("shape", [(2, 3, 5, 4), (4, 6), (1, 2, 7)], ids=str)
+def test_batch_norm_inference_on_channel_axis(dev: Any, dtype: str, shape: Any) -> None:
+    skip_unsupported(dev, dtype)
+    rng = np.random.default_rng(54)
+    c = shape[1]
+    x = random_array(rng, shape, dtype)
+    scale, bias = random_array(rng, (c,), dtype, 0.5, 2), random_array(rng, (c,), dtype)
+    mean, var = random_array(rng, (c,), dtype, -1, 1), random_array(rng, (c,), dtype, 0.1, 2)
+    bshape = (1, c) + (1,) * (len(shape) - 2)
+    expected = ((wide(x) - wide(mean).reshape(bshape)) / np.sqrt(wide(var).reshape(bshape)
+                + 1e-3) * wide(scale).reshape(bshape) + wide(bias).reshape(bshape))
+    got = run_kernel("batch_norm", dev, [x, scale, bias, mean, var], shape, dtype, [1e-3])
+    check("batch_norm", got, expected, dtype)
