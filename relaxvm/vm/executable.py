@@ -11,24 +11,20 @@ float16, ml_dtypes' bfloat16...), :class:`~relaxvm.objects.Shape`,
 :class:`~relaxvm.objects.DataType`, ``str``, ``int`` (64-bit), ``float``, ``bool``,
 ``None`` and ``tuple`` (an Array of constants, nested) — the last is our extension over
 TVM so kernel attributes such as float lists can be constants.
+
+Helpers for single constants live in :mod:`relaxvm.vm.constants` and the structural checker
+in :mod:`relaxvm.vm.validate`; both are re-exported here so existing imports keep working.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import os
-import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from relaxvm.errors import ArgumentError, ExecutableFormatError
-from relaxvm.objects import DataType, Shape
 from relaxvm.vm.bytecode import (
-    BEGIN_SPECIAL_REG,
     VM_REGISTER,
     VOID_REGISTER,
     ArgKind,
@@ -41,13 +37,40 @@ from relaxvm.vm.bytecode import (
     decode_instruction,
     format_arg,
     format_register,
-    function_defect,
-    instruction_length,
-    is_plain_int,
 )
+from relaxvm.vm.constants import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_NESTING,
+    constant_defect,
+    constant_key,
+    constant_pools_equal,
+    normalize_constant,
+    python_constant,
+    render_constant,
+    tensor_dtype_supported,
+)
+from relaxvm.vm.validate import check_executable
 
-MAX_NESTING = 32  # deepest Array-in-Array nesting of a constant (bounds recursion)
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+# Names re-exported from relaxvm.vm.constants and relaxvm.vm.validate, which used to live
+# here: ``from relaxvm.vm.executable import check_executable`` and the like keep working.
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_NESTING",
+    "Executable",
+    "FuncKind",
+    "FunctionInfo",
+    "check_executable",
+    "constant_defect",
+    "constant_key",
+    "constant_pools_equal",
+    "load_executable",
+    "normalize_constant",
+    "python_constant",
+    "render_constant",
+    "tensor_dtype_supported",
+]
 
 
 class FuncKind(enum.IntEnum):
@@ -72,135 +95,6 @@ class FunctionInfo:
     num_args: int = -2
     register_file_size: int = 0
     param_names: list[str] = field(default_factory=list)
-
-
-# -- constant pool values ---------------------------------------------------------------
-
-def tensor_dtype_supported(dtype: np.dtype) -> bool:
-    """True for dtypes a tensor constant may have: bool, ints, floats, complex, and the
-    ml_dtypes extension types (bfloat16, float8...). Object, string and record dtypes
-    cannot be saved portably."""
-    return dtype.kind in "biufc" or (dtype.kind == "V" and dtype.type.__module__ == "ml_dtypes")
-
-
-def _normalize_array(arr: np.ndarray) -> np.ndarray:
-    if not tensor_dtype_supported(arr.dtype):
-        raise ValueError(f"tensor dtype {arr.dtype} is not supported (expected bool, int, "
-                         f"uint, float, complex or an ml_dtypes type such as bfloat16)")
-    dtype = arr.dtype.newbyteorder("=") if arr.dtype.kind in "iufc" else arr.dtype
-    return np.array(arr, dtype=dtype, order="C", copy=True)
-
-
-def normalize_constant(obj: Any, depth: int = 0) -> Any:
-    """``obj`` in the canonical form the constant pool stores.
-
-    A relaxvm Tensor becomes its host ``.numpy()`` copy, arrays are copied (C order,
-    native byte order), NumPy scalars become Python scalars, lists become tuples.
-    Raises ValueError naming the offending value for anything else.
-    """
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        if not INT64_MIN <= int(obj) <= INT64_MAX:
-            raise ValueError(f"int constant {int(obj)} does not fit in 64 bits")
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj)
-    if obj is None or isinstance(obj, (Shape, DataType)):
-        return obj
-    if isinstance(obj, str):
-        return str(obj)
-    if isinstance(obj, np.dtype):
-        return DataType(obj)
-    if isinstance(obj, np.ndarray):
-        return _normalize_array(obj)
-    if isinstance(obj, (tuple, list)):
-        if depth >= MAX_NESTING:
-            raise ValueError(f"Array constants nest deeper than {MAX_NESTING} levels")
-        return tuple(normalize_constant(item, depth + 1) for item in obj)
-    if hasattr(obj, "numpy") and hasattr(obj, "device") and hasattr(obj, "storage"):
-        return _normalize_array(obj.numpy())
-    raise ValueError(f"a constant must be a tensor, numpy array, Shape, DataType, str, int, "
-                     f"float, bool, None or a tuple of those, got {type(obj).__name__}")
-
-
-def constant_defect(obj: Any, depth: int = 0) -> str | None:
-    """Why ``obj`` is not a canonical constant-pool value, or None when it is.
-
-    Cheap (no copies), so loading and saving large tensors stays fast."""
-    if isinstance(obj, np.ndarray):
-        if not tensor_dtype_supported(obj.dtype):
-            return f"tensor dtype {obj.dtype} is not supported"
-        if not obj.dtype.isnative and obj.dtype.itemsize > 1:
-            return f"tensor dtype {obj.dtype.str} is not in native byte order"
-        return None
-    if isinstance(obj, int) and not isinstance(obj, bool):
-        ok = INT64_MIN <= obj <= INT64_MAX
-        return None if ok else f"int constant {obj} does not fit in 64 bits"
-    if obj is None or isinstance(obj, (bool, float, str)):  # str covers DataType
-        return None
-    if type(obj) is tuple:
-        if depth >= MAX_NESTING:
-            return f"Array constants nest deeper than {MAX_NESTING} levels"
-        return next((p for item in obj if (p := constant_defect(item, depth + 1))), None)
-    if isinstance(obj, Shape) and all(INT64_MIN <= d <= INT64_MAX for d in obj):
-        return None
-    return (f"{type(obj).__name__} is not a constant-pool type (tensor, Shape, DataType, "
-            f"str, int, float, bool, None or tuple)")
-
-
-def constant_key(obj: Any, digest: bool = False) -> Any:
-    """A hashable structural key: equal keys mean interchangeable constants.
-
-    Tensors compare by dtype, shape and bytes; ``1``, ``1.0`` and ``True`` differ; floats
-    compare by bit pattern (0.0 differs from -0.0), and every NaN equals every NaN.
-    ``digest=True`` keys tensors by a BLAKE2b digest of their bytes instead of the bytes,
-    so a dedup table does not hold a second copy of every weight.
-    """
-    if isinstance(obj, np.ndarray):
-        data = obj.tobytes()
-        return ("tensor", obj.dtype.name, obj.shape,
-                hashlib.blake2b(data).digest() if digest else data)
-    if isinstance(obj, Shape):
-        return ("shape", tuple(obj))
-    if isinstance(obj, DataType):
-        return ("dtype", str(obj))
-    if isinstance(obj, tuple):
-        return ("tuple", tuple(constant_key(item, digest) for item in obj))
-    if isinstance(obj, float):
-        return ("float", "nan" if obj != obj else struct.pack("<d", obj))
-    return (type(obj).__name__, obj)
-
-
-def render_constant(obj: Any) -> str:
-    """A constant as ``stats()`` prints it (TVM's style: tensors by shape or ``scalar``)."""
-    if isinstance(obj, np.ndarray):
-        return f"[{', '.join(map(str, obj.shape))}]" if obj.ndim else "scalar"
-    if isinstance(obj, Shape):
-        return f"shapetuple[{', '.join(map(str, obj))}]"
-    if isinstance(obj, DataType):
-        return str(obj)
-    if isinstance(obj, str):
-        return f'"{obj}"'
-    if isinstance(obj, tuple):
-        return "(" + ", ".join(render_constant(item) for item in obj) + ")"
-    return repr(obj)
-
-
-def python_constant(obj: Any) -> str:
-    """Python source that rebuilds ``obj`` exactly (used by ``as_python``)."""
-    if isinstance(obj, np.ndarray):
-        return f"host_array({obj.dtype.name!r}, {list(obj.shape)}, {obj.tobytes().hex()!r})"
-    if isinstance(obj, Shape):
-        return f"Shape({list(obj)})"
-    if isinstance(obj, DataType):
-        return f"DataType({str(obj)!r})"
-    if isinstance(obj, tuple):
-        items = [python_constant(item) for item in obj]
-        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return f"float({repr(obj)!r})"
-    return repr(obj)
 
 
 # -- the executable ---------------------------------------------------------------------
@@ -242,9 +136,7 @@ class Executable:
         return (self.func_table == other.func_table and self.func_map == other.func_map
                 and self.instr_offset == other.instr_offset
                 and self.instr_data == other.instr_data
-                and len(self.constants) == len(other.constants)
-                and all(constant_key(a) == constant_key(b)
-                        for a, b in zip(self.constants, other.constants, strict=True)))
+                and constant_pools_equal(self.constants, other.constants))
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -393,106 +285,3 @@ def _python_line(ins: Instruction, names: list[str]) -> str:
         return f"ib.emit_goto({ins.pc_offset})"
     assert isinstance(ins, If)
     return f"ib.emit_if({_python_reg(ins.cond)}, {ins.false_offset})"
-
-
-# -- structural validation ----------------------------------------------------------------
-
-def _function_entry_defect(i: int, f: Any, num_instructions: int) -> str | None:
-    if not isinstance(f, FunctionInfo):
-        return f"func_table[{i}] must be a FunctionInfo, got {type(f).__name__}"
-    if not isinstance(f.name, str) or not f.name:
-        return f"func_table[{i}] has name {f.name!r}; expected a non-empty str"
-    where = f"function {f.name!r} (func_table[{i}])"
-    ints = (f.start_instr, f.end_instr, f.num_args, f.register_file_size)
-    if f.kind not in (FuncKind.PACKED_FUNC, FuncKind.VM_FUNC) or not all(map(is_plain_int, ints)):
-        return f"{where} has kind {f.kind!r} or non-int fields {ints!r}"
-    if not isinstance(f.param_names, list) or not all(isinstance(p, str) for p in
-                                                       f.param_names):
-        return f"{where} has param_names {f.param_names!r}; expected a list of str"
-    if f.kind == FuncKind.PACKED_FUNC:
-        if ints != (0, 0, -2, 0) or f.param_names:
-            return (f"{where} is a packed function and must have start_instr=0, end_instr=0, "
-                    f"num_args=-2, register_file_size=0 and no param_names, got {ints!r} "
-                    f"and {len(f.param_names)} param_names")
-        return None
-    return _vm_entry_defect(where, f, num_instructions)
-
-
-def _vm_entry_defect(where: str, f: FunctionInfo, num_instructions: int) -> str | None:
-    if not 0 <= f.start_instr < f.end_instr <= num_instructions:
-        return (f"{where} spans instructions [{f.start_instr}, {f.end_instr}); expected a "
-                f"non-empty range inside the code [0, {num_instructions})")
-    if f.num_args < 0 or len(f.param_names) != f.num_args:
-        return (f"{where} has num_args={f.num_args} and {len(f.param_names)} param_names; "
-                f"expected num_args >= 0 and one name per parameter")
-    limit = f.num_args + (f.end_instr - f.start_instr)
-    if not f.num_args <= f.register_file_size <= min(limit, BEGIN_SPECIAL_REG - 1):
-        return (f"{where} has register_file_size={f.register_file_size}; expected between "
-                f"num_args={f.num_args} and num_args + its instruction count = {limit}")
-    return None
-
-
-def _code_defect(exe: Executable) -> str | None:
-    data, offsets = exe.instr_data, exe.instr_offset
-    if not all(is_plain_int(w) and INT64_MIN <= w < (1 << 64) for w in data):
-        return "instr_data holds a word that is not a 64-bit int"
-    expected = 0
-    for i, offset in enumerate(offsets):
-        if offset != expected:
-            return (f"instruction {i} starts at word {offset!r}; expected {expected} "
-                    f"(instructions must be stored back to back)")
-        try:
-            expected += instruction_length(data, offset)
-        except ValueError as exc:
-            return f"instruction {i}: {exc}"
-    if expected != len(data):
-        return f"instr_data has {len(data)} words but its instructions use {expected}"
-    return None
-
-
-def _table_defect(exe: Executable) -> str | None:
-    table = exe.func_table
-    for i, f in enumerate(table):
-        problem = _function_entry_defect(i, f, exe.num_instructions)
-        if problem:
-            return problem
-    names = [f.name for f in table]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        return f"function name {dup!r} appears more than once in the function table"
-    if exe.func_map != {name: i for i, name in enumerate(names)}:
-        return "func_map does not map each function name to its func_table index"
-    spans = sorted((f.start_instr, f.end_instr, f.name) for f in table
-                   if f.kind == FuncKind.VM_FUNC)
-    for (_, end, a), (start, _, b) in zip(spans, spans[1:], strict=False):
-        if start < end:
-            return f"functions {a!r} and {b!r} have overlapping instruction ranges"
-    return None
-
-
-def check_executable(exe: Executable, where: str,
-                     error: Callable[[str], Exception] = ExecutableFormatError) -> None:
-    """Raise ``error`` with a message naming the first structural defect of ``exe``.
-
-    Checks the function table, the code layout, every constant's kind and every VM
-    function's code (see :func:`relaxvm.vm.bytecode.function_defect`).
-    """
-    problem = _code_defect(exe) or _table_defect(exe)
-    if problem is None:
-        problem = next((f"constant c[{i}]: {p}" for i, c in enumerate(exe.constants)
-                        if (p := constant_defect(c)) is not None), None)
-    problem = problem or _functions_defect(exe)
-    if problem:
-        raise error(f"{where}: {problem}")
-
-
-def _functions_defect(exe: Executable) -> str | None:
-    names = [f.name for f in exe.func_table]
-    arity = [f.num_args if f.kind == FuncKind.VM_FUNC else None for f in exe.func_table]
-    for f in exe.func_table:
-        if f.kind == FuncKind.VM_FUNC:
-            problem = function_defect(f.name, exe._instructions_of(f), f.register_file_size,
-                                      len(exe.constants), arity, names)
-            if problem:
-                return problem
-    return None
