@@ -2,8 +2,16 @@
 
 from relaxvm import nd
 from relaxvm.devices import Device, cpu, cuda, device
-from relaxvm.errors import (ArgumentError, BuildError, DeviceError, ExecutableFormatError,
-                            OutOfMemoryError, RelaxVMError, UnsupportedOpError, VMError)
+from relaxvm.errors import (
+    ArgumentError,
+    BuildError,
+    DeviceError,
+    ExecutableFormatError,
+    OutOfMemoryError,
+    RelaxVMError,
+    UnsupportedOpError,
+    VMError,
+)
 from relaxvm.memory import global_memory_manager, memory_stats, memory_summary
 from relaxvm.objects import DataType, Shape
 from relaxvm.tensor import Tensor, empty, from_dlpack, tensor

@@ -7,7 +7,8 @@ bytecode written for TVM (which passes no VM to them) still works.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -239,7 +240,8 @@ def read_if_cond(cond: Any) -> bool:
     """The truth of a bool/int, or of the first element of an integer/bool tensor."""
     if isinstance(cond, Tensor):
         if cond.array.dtype.kind not in "biu":
-            raise ArgumentError(f"read_if_cond: expects an int or bool tensor, got {describe(cond)}")
+            raise ArgumentError(
+                f"read_if_cond: expects an int or bool tensor, got {describe(cond)}")
         host = cond.array if cond.device.device_type == CPU else cond.numpy()
         return bool(host.reshape(-1)[0])
     return bool(cond)

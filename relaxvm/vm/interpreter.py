@@ -10,7 +10,8 @@ index and callee attached, and the VM keeps no per-call state, so it stays usabl
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

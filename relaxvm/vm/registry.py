@@ -7,7 +7,8 @@ resolves every name once, when it loads an executable; lookups never happen per 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 

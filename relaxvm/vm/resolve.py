@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from relaxvm.errors import VMError
 from relaxvm.tensor import Tensor

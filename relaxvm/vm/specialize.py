@@ -9,7 +9,8 @@ the builtin, so the generated code does not change shape.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from relaxvm.memory.storage import Storage
 from relaxvm.objects import Shape, numpy_dtype

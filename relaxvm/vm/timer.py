@@ -10,7 +10,8 @@ carries into later repeats and later calls of the same evaluator.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

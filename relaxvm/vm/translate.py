@@ -14,11 +14,18 @@ the plain code free of per-call ``if`` checks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from relaxvm.vm.bytecode import (BEGIN_SPECIAL_REG, VM_REGISTER, VOID_REGISTER, ArgKind,
-                                 Opcode, decode_arg)
+from relaxvm.vm.bytecode import (
+    BEGIN_SPECIAL_REG,
+    VM_REGISTER,
+    VOID_REGISTER,
+    ArgKind,
+    Opcode,
+    decode_arg,
+)
 
 PLAIN, INSTRUMENT, PROFILE = "plain", "instrument", "profile"
 

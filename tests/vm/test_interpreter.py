@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from programs import add_program, factorial_program, while_loop_program
 
 import relaxvm
 from relaxvm.errors import ArgumentError, VMError
 from relaxvm.vm import ExecBuilder, FuncKind, VirtualMachine
-
-from programs import add_program, factorial_program, while_loop_program
 
 
 def test_call_and_ret_run_a_packed_function():
@@ -154,7 +153,8 @@ def test_error_names_function_instruction_and_callee_and_keeps_type():
         ib.emit_call("test.vm.fail", args=[ib.r(1)], dst=ib.r(2))
         ib.emit_ret(ib.r(2))
     vm = VirtualMachine(ib.get(), relaxvm.cpu())
-    with pytest.raises(VMError, match=r"main: instruction 1 \(call test.vm.fail\): KeyError") as info:
+    expected = r"main: instruction 1 \(call test.vm.fail\): KeyError"
+    with pytest.raises(VMError, match=expected) as info:
         vm["main"](1)
     assert isinstance(info.value, KeyError)
     assert info.value.vm_context["callee"] == "test.vm.fail"

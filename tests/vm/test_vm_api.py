@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from programs import add_program
 
 import relaxvm
 from relaxvm.errors import ArgumentError, VMError
 from relaxvm.vm import ExecBuilder, VirtualMachine, VMInstrumentReturnKind
-
-from programs import add_program
 
 
 def tuple_program():
