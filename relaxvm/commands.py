@@ -195,7 +195,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
         info = nvml.telemetry(i)
         if info:
             used, total = info.get("memory_used_bytes"), info.get("memory_total_bytes")
-            parts = [f"mem {format_bytes(used)}/{format_bytes(total)}" if used else None,
+            parts = [f"mem {format_bytes(used)}/{format_bytes(total or 0)}" if used else None,
                      f"util {info['gpu_utilization_percent']}%"
                      if info.get("gpu_utilization_percent") is not None else None,
                      f"{info['temperature_c']} C" if info.get("temperature_c") else None,

@@ -27,6 +27,7 @@ class Device:
     device_type: int
     index: int
     _name: str
+    _backend: Any
 
     def __new__(cls, device_type: int | str, index: int = 0) -> Device:
         if isinstance(device_type, str):

@@ -10,6 +10,7 @@ index and callee attached, and the VM keeps no per-call state, so it stays usabl
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -58,6 +59,11 @@ class VirtualMachine:
         manager = global_memory_manager()
         self.allocators: list[Allocator] = [
             manager.get_allocator(dev, kind) for dev, kind in zip(self.devices, kinds)]
+        # CuPy launches kernels on its current device; a VM on cuda:i (i > 0) makes its
+        # device current for the duration of each call.
+        gpus = [d for d in self.devices if d.device_type != CPU]
+        self._device_context = (gpus[0].backend.activate(gpus[0].index)
+                                if gpus and gpus[0].index != 0 else None)
         self._strict_devices = len(set(self.devices)) > len({d.device_type for d in self.devices})
         self.constants = [self._load_constant(c) for c in exe.constants]
         self._is_vm_func = [info.kind == FuncKind.VM_FUNC for info in exe.func_table]
@@ -166,7 +172,10 @@ class VirtualMachine:
     def _invoke(self, index: int, args: Sequence[Any]) -> Any:
         fn = self._fns[index]
         try:
-            return fn(*args)
+            if self._device_context is None:
+                return fn(*args)
+            with self._device_context:
+                return fn(*args)
         except Exception as exc:
             raise contextualize(exc, self) from exc
 
@@ -186,6 +195,8 @@ class VirtualMachine:
         nargs = self.exe.func_table[index].num_args
         fns, inputs, vm = self._fns, self._inputs, self
         slow, convert = self._call_named, self._convert_arg
+        if self._device_context is not None:
+            return functools.partial(self._call_named, name, index)
 
         def entry(*args: Any, **kwargs: Any) -> Any:
             if kwargs or len(args) != nargs or name in inputs:

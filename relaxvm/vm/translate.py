@@ -142,11 +142,11 @@ class _Emitter:
                 leaders.update({i + 1, i + ins.false_offset})
             elif ins.opcode == Opcode.RET:
                 leaders.add(i + 1)
-        leaders = sorted(x for x in leaders if 0 <= x < n)
+        starts = sorted(x for x in leaders if 0 <= x < n)
         self.emit("        pc = 0")
         self.emit("        while True:")
-        for b, first in enumerate(leaders):
-            last = leaders[b + 1] if b + 1 < len(leaders) else n
+        for b, first in enumerate(starts):
+            last = starts[b + 1] if b + 1 < len(starts) else n
             self.emit(f"            {'if' if b == 0 else 'elif'} pc == {first}:")
             ind = "                "
             terminated = False
