@@ -173,3 +173,53 @@ def test_repeated_runs_reuse_one_pooled_block(fresh_memory):
     stats = fresh_memory.get_allocator(relaxvm.cpu(0)).stats()
     # Two blocks per run (the converted input and the program's storage), both reused.
     assert stats["num_cache_misses"] == 2 and stats["num_cache_hits"] == 8
+
+
+def test_tensor_to_shape_and_call_tir_dyn():
+    from relaxvm.vm.builtins import call_tir_dyn, tensor_to_shape
+    shape = tensor_to_shape(relaxvm.tensor(np.array([2, 3], "int64")))
+    assert shape == (2, 3) and isinstance(shape, relaxvm.Shape)
+    with pytest.raises(ArgumentError, match=r"expects a 1-D integer tensor, got float32\[2\]"):
+        tensor_to_shape(relaxvm.tensor(np.ones(2, "float32")))
+    seen = []
+    call_tir_dyn(lambda a, b, n, m: seen.append((a, b, n, m)), "a", "b", relaxvm.Shape([4, 5]))
+    assert seen == [("a", "b", 4, 5)]
+
+
+@pytest.mark.parametrize("builtin, good, bad, expected", [
+    ("check_shape_info", relaxvm.Shape([1, 2]), relaxvm.Shape([1]), r"a Shape of 2 dims"),
+    ("check_tuple_info", (1, 2), (1,), r"a tuple of 2 fields"),
+])
+def test_shape_and_tuple_checks(builtin, good, bad, expected):
+    fn = relaxvm.vm.get_global_func(f"vm.builtin.{builtin}")
+    fn(good, 2, "main: parameter p")
+    with pytest.raises(ArgumentError, match=f"main: parameter p expects {expected}, got"):
+        fn(bad, 2, "main: parameter p")
+
+
+def test_func_and_prim_value_checks():
+    from relaxvm.vm.builtins import (check_func_info, check_prim_value_info, make_prim_value,
+                                     match_prim_value)
+    check_func_info(len, "main: f")
+    with pytest.raises(ArgumentError, match="main: f expects a function or closure, got int"):
+        check_func_info(3, "main: f")
+    check_prim_value_info(3, "int64", "main: n")
+    with pytest.raises(ArgumentError, match="main: n expects a int64 scalar, got str"):
+        check_prim_value_info("3", "int64", "main: n")
+    heap = np.zeros(2, "int64")
+    match_prim_value(7, heap, 1, 0, "main: n")          # store
+    match_prim_value(7, heap, 3, 0, "main: n")          # equal to the stored value
+    assert make_prim_value(heap, 1, 0) == 7 and make_prim_value(heap, 0, 9) == 9
+    with pytest.raises(ArgumentError, match="main: n expects the value 7, got int"):
+        match_prim_value(8, heap, 3, 0, "main: n")
+
+
+def test_match_shape_records_and_compares_symbolic_dims():
+    from relaxvm.vm.builtins import match_shape
+    heap = np.zeros(1, "int64")
+    a = relaxvm.tensor(np.zeros((3, 4), "float32"))
+    match_shape(a, heap, 2, 1, 0, 0, 4, "main: a")          # n = dim 0, dim 1 == 4
+    match_shape(relaxvm.Shape([3]), heap, 1, 3, 0, "main: b")  # dim 0 == n
+    with pytest.raises(ArgumentError, match=r"main: b expects dimension 0 to be 3, got "
+                                            r"Shape\(\[5\]\)"):
+        match_shape(relaxvm.Shape([5]), heap, 1, 3, 0, "main: b")
