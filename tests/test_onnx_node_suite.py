@@ -142,6 +142,17 @@ def test_compare_allows_two_bfloat16_steps():
         suite.compare_outputs([want], [far])
 
 
+def test_compare_allows_two_float16_steps_but_not_three():
+    want = np.array([1.0, 2.0], np.float16)  # a step at 1.0 is 2 ** -10
+    two = want.copy()
+    two[0] = np.nextafter(np.nextafter(want[0], np.float16(2)), np.float16(2))
+    suite.compare_outputs([want], [two])
+    three = two.copy()
+    three[0] = np.nextafter(two[0], np.float16(2))
+    with pytest.raises(AssertionError, match="output 0"):
+        suite.compare_outputs([want], [three])
+
+
 def test_compare_reads_relaxvm_tensors():
     want = np.arange(4, dtype="int32")
     suite.compare_outputs([want], [relaxvm.tensor(want)])

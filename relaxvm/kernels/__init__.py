@@ -4,7 +4,9 @@ Importing this package registers every kernel for ``"cpu"`` (NumPy) and ``"cuda"
 (CuPy, imported on first use, never here). Look kernels up with :func:`get_kernel`; the
 compiler reads each op's positional layout from :func:`kernel_signature`. The op
 families live in one module each: elementwise, binary, linalg, conv, pool, norm,
-reduce, shape, index, with fused CUDA versions in cuda_fused. ``python -m
+reduce, shape, index, with fused CUDA versions in cuda_fused; ``fused`` (one kernel
+for a chain of elementwise ops) and ``shape_program`` (symbolic sizes over the shape
+heap) are what compiled programs call besides. ``python -m
 relaxvm.kernels.docgen`` prints the table in ``docs/kernels.md``.
 """
 
@@ -13,12 +15,14 @@ from relaxvm.kernels import (  # noqa: F401
                              conv,
                              cuda_fused,
                              elementwise,
+                             fused,
                              index,
                              linalg,
                              norm,
                              pool,
                              reduce,
                              shape,
+                             shape_program,
 )
 from relaxvm.kernels.registry import (
                              REQUIRED,
