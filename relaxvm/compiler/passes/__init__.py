@@ -1,0 +1,15 @@
+"""Graph passes, each one module: simplify (inference, folding, DCE), placement, fuse,
+memplan. :func:`relaxvm.compiler.build.lower` runs them in order."""
+
+from relaxvm.compiler.passes.fuse import fuse_elementwise
+from relaxvm.compiler.passes.memplan import MemoryPlan, check_plan, plan_memory
+from relaxvm.compiler.passes.placement import place_devices
+from relaxvm.compiler.passes.simplify import (
+                                              eliminate_dead_code,
+                                              fold_constants,
+                                              infer_shapes,
+                                              replace_uses,
+)
+
+__all__ = ["MemoryPlan", "check_plan", "eliminate_dead_code", "fold_constants",
+           "fuse_elementwise", "infer_shapes", "place_devices", "plan_memory", "replace_uses"]
