@@ -1,0 +1,10 @@
+"""The ONNX frontend: ``from_onnx(model_or_path, shape_dict=None) -> Graph``.
+
+Converters live in one module per op family (elementwise, nn, linalg, reduce, shape,
+index); :func:`supported_ops` lists every ONNX op type they cover.
+"""
+
+from relaxvm.frontend.onnx.importer import from_onnx, load_model
+from relaxvm.frontend.onnx.registry import supported_ops
+
+__all__ = ["from_onnx", "load_model", "supported_ops"]

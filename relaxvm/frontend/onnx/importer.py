@@ -1,0 +1,208 @@
+"""``from_onnx``: load an ONNX model safely and convert it into a compiler Graph.
+
+Loading refuses what it cannot trust: a file that does not parse, a model without a
+graph or default-domain opset, and external-data paths that point outside the
+model's folder (``../../etc/passwd``, absolute paths, symlinks leading out). Before
+converting anything, every node is checked against the converter registry, so a
+model with several unsupported ops fails once, listing all of them with node names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import external_data_helper, numpy_helper
+
+from relaxvm.compiler.ir import Graph, Value
+from relaxvm.compiler.symbolic import Dim, Expr
+from relaxvm.errors import ArgumentError, BuildError, UnsupportedOpError
+from relaxvm.frontend.onnx import elementwise, index, linalg, nn, reduce, shape  # noqa: F401
+from relaxvm.frontend.onnx.context import Context, OnnxNode
+from relaxvm.frontend.onnx.dtypes import dtype_of
+from relaxvm.frontend.onnx.registry import get_converter
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+# -- loading --------------------------------------------------------------------------------
+def load_model(model_or_path: Any) -> onnx.ModelProto:
+    """A ModelProto from a ModelProto, bytes, or a path (external data checked, loaded)."""
+    if isinstance(model_or_path, onnx.ModelProto):
+        _reject_unloaded_external(model_or_path)
+        return model_or_path
+    if isinstance(model_or_path, (bytes, bytearray)):
+        model = _parse(lambda: onnx.load_from_string(bytes(model_or_path)), "the bytes given")
+        _reject_unloaded_external(model)
+        return model
+    if not isinstance(model_or_path, (str, os.PathLike)):
+        raise ArgumentError(f"from_onnx: model_or_path must be an onnx.ModelProto, bytes or a "
+                            f"path, got {type(model_or_path).__name__}")
+    path = Path(model_or_path)
+    if not path.is_file():
+        raise ArgumentError(f"from_onnx: model_or_path {str(path)!r} is not a file")
+    model = _parse(lambda: onnx.load(str(path), load_external_data=False), repr(str(path)))
+    check_external_data(model, path.parent)
+    try:
+        external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except (OSError, ValueError) as exc:
+        raise ArgumentError(f"from_onnx: cannot read the external data of {str(path)!r}: "
+                            f"{exc}") from None
+    return model
+
+
+def _parse(load: Any, what: str) -> onnx.ModelProto:
+    try:
+        model = load()
+    except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning, ...
+        raise ArgumentError(f"from_onnx: {what} is not a valid ONNX model: "
+                            f"{type(exc).__name__}: {exc}") from None
+    if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
+        raise ArgumentError(f"from_onnx: {what} is not a valid ONNX model: it contains no "
+                            f"graph")
+    return model
+
+
+def _external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    return [t for t in external_data_helper._get_all_tensors(model)
+            if external_data_helper.uses_external_data(t)]
+
+
+def check_external_data(model: onnx.ModelProto, folder: Path) -> None:
+    """ArgumentError when an external-data location escapes ``folder``."""
+    base = folder.resolve()
+    for tensor in _external_tensors(model):
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        target = (base / location).resolve()
+        if not location or os.path.isabs(location) or not target.is_relative_to(base):
+            raise ArgumentError(f"from_onnx: tensor {tensor.name!r} stores its data at "
+                                f"{location!r}, outside the model's folder {str(base)!r}; "
+                                f"external data must live beside the model")
+
+
+def _reject_unloaded_external(model: onnx.ModelProto) -> None:
+    pending = [t.name for t in _external_tensors(model) if not t.raw_data]
+    if pending:
+        raise ArgumentError(f"from_onnx: tensors {pending[:5]} keep their data in external "
+                            f"files; pass the model's path so the data can be found")
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The default-domain opset version the model imports."""
+    for entry in model.opset_import:
+        if entry.domain in DEFAULT_DOMAINS:
+            return int(entry.version)
+    raise ArgumentError("from_onnx: the model imports no default-domain (ai.onnx) opset")
+
+
+def check_supported(graph: onnx.GraphProto) -> None:
+    """One UnsupportedOpError listing every node whose op has no converter."""
+    missing = []
+    for node in graph.node:
+        if node.domain not in DEFAULT_DOMAINS or get_converter(node.op_type) is None:
+            label = node.op_type if node.domain in DEFAULT_DOMAINS else \
+                f"{node.domain}.{node.op_type}"
+            missing.append(f"{label} (node {node.name or ', '.join(node.output)!r})")
+    if missing:
+        raise UnsupportedOpError(f"from_onnx: the model uses {len(missing)} node(s) with "
+                                 f"unsupported ops: {'; '.join(missing)}")
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def _input_shape(info: onnx.ValueInfoProto, shape_dict: Mapping[str, Any]) -> list[Dim]:
+    if info.name in shape_dict:
+        return [int(d) for d in shape_dict[info.name]]
+    dims: list[Dim] = []
+    for i, d in enumerate(info.type.tensor_type.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            given = shape_dict.get(d.dim_param)
+            dims.append(int(given) if given is not None else Expr.symbol(_symbol(d.dim_param)))
+        else:
+            dims.append(Expr.symbol(_symbol(f"{info.name}_{i}")))
+    return dims
+
+
+def _symbol(name: str) -> str:
+    """A symbol name usable everywhere (identifier characters only)."""
+    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    return cleaned if cleaned and not cleaned[0].isdigit() else f"s_{cleaned}"
+
+
+def _check_shape_dict(graph: onnx.GraphProto, shape_dict: Mapping[str, Any]) -> None:
+    names = {i.name for i in graph.input}
+    params = {d.dim_param for i in graph.input for d in i.type.tensor_type.shape.dim
+              if d.dim_param}
+    unknown = sorted(set(shape_dict) - names - params)
+    if unknown:
+        raise ArgumentError(f"from_onnx: shape_dict keys {unknown} are neither input names "
+                            f"({sorted(names)}) nor symbolic dimension names "
+                            f"({sorted(params)})")
+
+
+def _add_inputs(ctx: Context, graph: onnx.GraphProto, shape_dict: Mapping[str, Any]) -> None:
+    initialized = {t.name for t in graph.initializer}
+    for t in graph.initializer:
+        ctx.values[t.name] = ctx.const(numpy_helper.to_array(t), name=t.name)
+    if graph.sparse_initializer:
+        raise UnsupportedOpError("from_onnx: sparse initializers are not supported")
+    for info in graph.input:
+        if info.name in initialized:
+            continue
+        if not info.type.HasField("tensor_type"):
+            raise UnsupportedOpError(f"from_onnx: input {info.name!r} is not a tensor "
+                                     f"(sequences, maps and optionals are not supported)")
+        dtype = dtype_of(info.type.tensor_type.elem_type, f"input {info.name!r}")
+        value = Value(info.name, _input_shape(info, shape_dict), dtype)
+        ctx.graph.inputs.append(value)
+        ctx.values[info.name] = value
+
+
+# -- conversion ----------------------------------------------------------------------------------
+def _convert_node(ctx: Context, proto: onnx.NodeProto) -> None:
+    label = proto.name or f"{proto.op_type}({', '.join(proto.output)})"
+    ctx.current = f"{proto.op_type} node {label}"
+    inputs = [ctx.lookup(n, label) if n else None for n in proto.input]
+    node = OnnxNode(proto, inputs, ctx.opset)
+    result = get_converter(proto.op_type)(ctx, node)  # type: ignore[misc]
+    outs = result if isinstance(result, list) else [result]
+    for name, value in zip(proto.output, outs):
+        if name:
+            ctx.bind(name, value)
+    missing = [n for n in proto.output[len(outs):] if n]
+    if missing:
+        raise UnsupportedOpError(f"from_onnx: {ctx.current}: outputs {missing} are not "
+                                 f"supported")
+
+
+def from_onnx(model_or_path: Any, shape_dict: Mapping[str, Any] | None = None) -> Graph:
+    """Convert an ONNX model (ModelProto, bytes or path) into a compiler Graph.
+
+    ``shape_dict`` fixes sizes: ``{"input_ids": (1, 128)}`` by input name, or
+    ``{"batch": 1}`` by symbolic dimension name. Unknown sizes stay symbolic.
+    """
+    model = load_model(model_or_path)
+    shape_dict = dict(shape_dict or {})
+    graph = model.graph
+    _check_shape_dict(graph, shape_dict)
+    check_supported(graph)
+    ctx = Context(graph.name or "main", default_opset(model))
+    ctx.graph.name = "main"
+    _add_inputs(ctx, graph, shape_dict)
+    for proto in graph.node:
+        _convert_node(ctx, proto)
+    ctx.current = ""
+    ctx.graph.outputs = [ctx.lookup(o.name, "graph output") for o in graph.output]
+    ctx.graph.metadata.update({"opset": ctx.opset, "onnx_graph": graph.name,
+                               "output_names": [o.name for o in graph.output]})
+    try:
+        ctx.graph.validate()
+    except BuildError as exc:
+        raise BuildError(f"from_onnx: the converted graph is invalid: {exc}") from None
+    return ctx.graph
+
