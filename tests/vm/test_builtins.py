@@ -198,8 +198,12 @@ def test_shape_and_tuple_checks(builtin, good, bad, expected):
 
 
 def test_func_and_prim_value_checks():
-    from relaxvm.vm.builtins import (check_func_info, check_prim_value_info, make_prim_value,
-                                     match_prim_value)
+    from relaxvm.vm.builtins import (
+        check_func_info,
+        check_prim_value_info,
+        make_prim_value,
+        match_prim_value,
+    )
     check_func_info(len, "main: f")
     with pytest.raises(ArgumentError, match="main: f expects a function or closure, got int"):
         check_func_info(3, "main: f")
