@@ -55,7 +55,9 @@ class Emitter:
         self.arena_reg: dict[Any, int] = {}
         self.arena_left: dict[Any, int] = {}
         self.shape_regs: dict[tuple[Dim, ...], int] = {}
+        self.prim_regs: dict[Dim, int] = {}
         self.storage_reg: int | None = None
+        self.available: set[str] = set()  # symbols whose heap slots hold their value
 
     # -- registers and arguments -------------------------------------------------------------
     def new_reg(self) -> int:
@@ -72,9 +74,10 @@ class Emitter:
     def attr(self, value: Any) -> int:
         if value is None:
             return self.ib.void_arg()
+        if isinstance(value, Expr):
+            return self.make_prim_value(value)
         if _symbolic(value):
-            dims = (value,) if isinstance(value, Expr) else tuple(value)
-            return self.make_shape(dims)
+            return self.make_shape(tuple(value))
         if isinstance(value, (list, tuple)):
             return self.ib.convert_constant(tuple(value))
         return self.ib.convert_constant(value)
@@ -99,6 +102,15 @@ class Emitter:
                                                  *codes], dst=dst)
         return dst
 
+    def make_prim_value(self, dim: Expr) -> int:
+        """A register holding the int value of a symbolic scalar attribute."""
+        dst = self.prim_regs.get(dim)
+        if dst is None:
+            dst = self.prim_regs[dim] = self.new_reg()
+            self.ib.emit_call(B + "make_prim_value", [self.heap_arg(), self.ib.imm(1),
+                                                      self.ib.imm(self.heap.slot(dim))], dst=dst)
+        return dst
+
     def device_index(self, device: Device | None) -> int:
         if device is None or device == self.devices[0]:
             return 0
@@ -112,6 +124,8 @@ class Emitter:
                 if isinstance(d, Expr) and d.symbol_name is not None:
                     self.heap.bind_symbol(d.symbol_name)
         for node in self.graph.nodes:
+            for name in node.attrs.get("symbols", ()) if node.op == "bind_dims" else ():
+                self.heap.bind_symbol(name)
             for out in node.outputs:
                 kind = self.plan.kind.get(out.uid)
                 if kind in ("own", "view") and not out.is_static:
@@ -119,7 +133,7 @@ class Emitter:
                     if kind == "own":
                         self.heap.shape_codes([out.nbytes])
             kernel = get_op(node.op).kernel_name
-            if kernel and node.op not in ("shape_values",):
+            if kernel and node.op not in ("shape_values", "bind_dims"):
                 for name in kernel_signature(kernel).attrs:
                     value = node.attrs.get(name)
                     if isinstance(value, Expr):
@@ -129,6 +143,7 @@ class Emitter:
 
     def prologue(self, fn: str) -> None:
         self.collect_sizes()
+        self.heap.frozen = True
         if self.heap.size:
             self.heap_reg = self.new_reg()
             self.ib.emit_call(B + "alloc_shape_heap", [self.ib.vm_state(),
@@ -138,9 +153,8 @@ class Emitter:
         for i, v in enumerate(self.graph.inputs):
             self.reg[v.uid] = self.ib.r(i)
             self.check_input(fn, i, v, bound)
-        program = self.heap.program()
-        if program:
-            self.ib.emit_call("shape_func", [self.heap_reg, self.heap_reg, program])
+        self.available = set(bound)
+        self.shape_program()
         for device, size in self.plan.arena_size.items():
             self.arena_reg[device] = self.alloc_storage(size, device)
             self.arena_left[device] = len(self.plan.intervals[device])
@@ -162,6 +176,13 @@ class Emitter:
         self.ib.emit_call(B + "match_shape", [self.ib.r(i), self.heap_arg(),
                                               self.ib.imm(v.ndim),
                                               *[self.ib.imm(c) for c in codes], ctx])
+
+    def shape_program(self) -> None:
+        """One ``shape_func`` call filling every size computable from the symbols bound so
+        far (none when there is nothing new)."""
+        program = self.heap.program(self.available)
+        if program:
+            self.ib.emit_call("shape_func", [self.heap_reg, self.heap_reg, program])
 
     # -- allocation ----------------------------------------------------------------------
     def alloc_storage(self, nbytes: Dim, device: Device | None, scratch: bool = False) -> int:
@@ -196,6 +217,10 @@ class Emitter:
 
     # -- nodes ---------------------------------------------------------------------------
     def node(self, i: int, node: Node) -> None:
+        if node.op == "bind_dims":
+            self.bind_dims(node)
+            self.release(i, node)
+            return
         out = node.outputs[0]
         if self.plan.kind.get(out.uid) == "view":
             self.reg[out.uid] = dst = self.new_reg()
@@ -212,6 +237,18 @@ class Emitter:
                 self.alloc_output(o)
             self.kernel_call(node)
         self.release(i, node)
+
+    def bind_dims(self, node: Node) -> None:
+        """Store run-time sizes in the heap, then fill the sizes derived from them."""
+        symbols = tuple(node.attrs["symbols"])
+        slots = Shape(self.heap.symbols[s] for s in symbols)
+        self.ib.emit_call("bind_dims", [
+            self.make_tuple([self.arg(v) for v in node.inputs]), self.heap_arg(),
+            self.ib.convert_constant(node.attrs["rule"]),
+            self.ib.convert_constant(tuple(int(p) for p in node.attrs.get("params", ()))),
+            self.ib.convert_constant(slots)])
+        self.available.update(symbols)
+        self.shape_program()
 
     def kernel_call(self, node: Node) -> None:
         op = get_op(node.op)

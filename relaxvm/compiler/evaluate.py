@@ -21,6 +21,7 @@ from relaxvm.compiler.symbolic import Expr
 from relaxvm.compiler.symbolic import evaluate as eval_dim
 from relaxvm.devices.device import cpu
 from relaxvm.errors import ArgumentError, BuildError
+from relaxvm.kernels.dynamic_dims import compute as compute_dims
 from relaxvm.kernels.registry import REQUIRED, get_kernel, kernel_signature
 from relaxvm.objects import numpy_dtype
 from relaxvm.tensor import Tensor
@@ -106,6 +107,12 @@ def run_node(node: Node, arrays: Sequence[np.ndarray | None], env: Mapping[str, 
     return outs
 
 
+def bind_runtime_dims(node: Node, arrays: Sequence[np.ndarray | None]) -> Env:
+    """The symbol values a ``bind_dims`` node derives from its inputs' data."""
+    values = compute_dims(node.attrs["rule"], arrays, node.attrs.get("params", ()))
+    return dict(zip(node.attrs["symbols"], values, strict=True))
+
+
 def evaluate(graph: Graph, inputs: Sequence[Any] | Mapping[str, Any]) -> list[np.ndarray]:
     """Run ``graph`` on host arrays (a list in input order, or a dict by name)."""
     if isinstance(inputs, Mapping):
@@ -122,6 +129,9 @@ def evaluate(graph: Graph, inputs: Sequence[Any] | Mapping[str, Any]) -> list[np
     for node in graph.nodes:
         ins = [None if v is None else (v.data if v.is_constant else values[v.uid])
                for v in node.inputs]
+        if node.op == "bind_dims":
+            env.update(bind_runtime_dims(node, ins))
+            continue
         for v, a in zip(node.outputs, run_node(node, ins, env)):
             values[v.uid] = a
     return [values[v.uid] if v.data is None else v.data for v in graph.outputs]

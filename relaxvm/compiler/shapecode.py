@@ -1,9 +1,11 @@
 """Symbolic sizes at run time: which heap slot holds what, and the shape program.
 
-Input sizes are stored in the shape heap by ``vm.builtin.match_shape``; every other
-expression the program needs (output shapes, byte counts, symbolic attributes) gets a
-slot filled once per call by the ``shape_func`` kernel, whose program this module
-writes. ``make_shape`` then assembles Shapes from immediates and slots.
+Input sizes are stored in the shape heap by ``vm.builtin.match_shape``, sizes read from
+tensor data by ``bind_dims``; every other expression the program needs (output shapes,
+byte counts, symbolic attributes) gets a slot filled by the ``shape_func`` kernel, whose
+programs this module writes: one after the input checks, and one after each
+``bind_dims`` for the sizes that need its symbols. ``make_shape`` then assembles Shapes
+from immediates and slots.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class ShapeHeap:
     def __init__(self) -> None:
         self.symbols: dict[str, int] = {}
         self.derived: dict[Expr, int] = {}
+        self.computed: set[Expr] = set()
         self.size = 0
+        self.frozen = False
 
     def bind_symbol(self, name: str) -> tuple[int, bool]:
         """(slot, first_time) for an input symbol."""
@@ -47,6 +51,9 @@ class ShapeHeap:
             raise BuildError(f"codegen: size {expr} depends on {sorted(missing)}, which no "
                              f"input shape defines")
         if expr not in self.derived:
+            if self.frozen:
+                raise BuildError(f"codegen: size {expr} was not collected before the shape "
+                                 f"programs were written")
             self.derived[expr] = self.size
             self.size += 1
         return self.derived[expr]
@@ -58,10 +65,15 @@ class ShapeHeap:
             codes += [LOAD, self.slot(d)] if isinstance(d, Expr) else [USE_IMM, int(d)]
         return codes
 
-    def program(self) -> str:
-        """The shape_func program filling every derived slot (empty when none)."""
-        return ";".join(f"h{slot}={expr_text(expr, self.symbols)}"
-                        for expr, slot in self.derived.items())
+    def program(self, available: Iterable[str] | None = None) -> str:
+        """The shape_func program filling every derived slot not yet filled whose symbols
+        are all ``available`` (every symbol when None); empty when there is none. Sizes
+        over symbols bound at run time (``bind_dims``) are filled right after the binding."""
+        known = set(self.symbols) if available is None else set(available)
+        ready = [(expr, slot) for expr, slot in self.derived.items()
+                 if expr not in self.computed and expr.symbols() <= known]
+        self.computed.update(expr for expr, _ in ready)
+        return ";".join(f"h{slot}={expr_text(expr, self.symbols)}" for expr, slot in ready)
 
 
 def expr_text(value: Any, symbols: dict[str, int]) -> str:

@@ -6,7 +6,8 @@ compiler reads each op's positional layout from :func:`kernel_signature`. The op
 families live in one module each: elementwise, binary, linalg, conv, pool, norm,
 reduce, shape, index, with fused CUDA versions in cuda_fused; ``fused`` (one kernel
 for a chain of elementwise ops) and ``shape_program`` (symbolic sizes over the shape
-heap) are what compiled programs call besides. ``python -m
+heap) and ``dynamic_dims`` (sizes read from tensor data) are what compiled programs
+call besides. ``python -m
 relaxvm.kernels.docgen`` prints the table in ``docs/kernels.md``.
 """
 
@@ -14,6 +15,7 @@ from relaxvm.kernels import (  # noqa: F401
                              binary,
                              conv,
                              cuda_fused,
+                             dynamic_dims,
                              elementwise,
                              fused,
                              index,

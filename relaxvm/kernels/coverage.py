@@ -67,9 +67,9 @@ def _table() -> dict[str, Coverage]:
     put("matmul gemm conv2d conv1d avg_pool2d global_avg_pool2d batch_norm layer_norm "
         "softmax log_softmax sum mean prod cumsum", "accumulate", FLOATS)
     # What compiled programs call: a fused chain (tests/kernels/test_fused.py) and the
-    # shape-heap programs (tests/kernels/test_shape_program.py).
+    # shape-heap programs (tests/kernels/test_shape_program.py, test_dynamic_dims.py).
     put("fused_elementwise", "elementwise", ("float32", "float16", "bool"))
-    put("shape_func shape_values", "exact", ("int64",))
+    put("shape_func shape_values bind_dims", "exact", ("int64",))
     return table
 
 

@@ -45,10 +45,26 @@ def _accumulating(name: str, func_name: str) -> None:
     register_template(name)(reduction)
 
 
+def empty_reduction_identity(func_name: str, dtype: Any) -> Any:
+    """What ONNX's ReduceMax/ReduceMin give over an empty set: the lowest (highest)
+    value of the dtype, -inf (+inf) for floats, False (True) for bools."""
+    dtype = np.dtype(dtype)
+    low = func_name == "max"
+    if dtype.kind == "b":
+        return not low
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return info.min if low else info.max
+    return -np.inf if low else np.inf
+
+
 def _selecting(name: str, func_name: str) -> None:
     def reduction(xp: Any, x: Any, out: Any, axes: Sequence[int] | None = None,
                   keepdims: int = 1) -> None:
         a = x.array
+        if a.size == 0:  # NumPy refuses an empty max; ONNX defines it
+            out.array.fill(empty_reduction_identity(func_name, a.dtype))
+            return
         getattr(xp, func_name)(a, axis=_axes(axes, a.ndim, name), keepdims=bool(keepdims),
                                out=out.array)
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from kernel_harness import check, dtype_params, random_array, run_kernel, skip_unsupported, wide
 
+import relaxvm
 from relaxvm.errors import ArgumentError
+from relaxvm.kernels import get_kernel
 from relaxvm.kernels.coverage import dtypes_tested
 
 
@@ -114,3 +116,14 @@ def test_cumsum_exclusive_and_reverse(dev: Any, dtype: str, axis: int, exclusive
                 expected[idx + (i,)] = running
     got = run_kernel("cumsum", dev, [x], x.shape, dtype, [axis, exclusive, reverse])
     check("cumsum", got, np.moveaxis(expected, -1, axis), dtype)
+
+
+@pytest.mark.parametrize("name, dtype, want", [
+    ("max", "float32", -np.inf), ("min", "float32", np.inf), ("max", "int32", -2 ** 31),
+    ("min", "int64", 2 ** 63 - 1), ("max", "bool", False), ("min", "bool", True)])
+def test_max_and_min_over_an_empty_set_give_onnx_identity(dev: Any, name: str, dtype: str,
+                                                           want: Any) -> None:
+    x = relaxvm.tensor(np.zeros((2, 0, 3), dtype), device=dev)
+    out = relaxvm.empty((2, 1, 3), dtype, dev)
+    get_kernel(name, dev.device_type)(x, out, (1,), 1)
+    np.testing.assert_array_equal(out.numpy(), np.full((2, 1, 3), want, dtype))

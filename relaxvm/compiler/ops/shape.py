@@ -3,7 +3,9 @@
 
 Ops whose output shape is not a function of input shapes (``reshape``, ``expand``,
 ``split``, ``range``, ``resize_nearest``) carry it in a compile-time attribute that the
-frontend resolved (``shape``, ``sizes``, ``length``).
+frontend resolved (``shape``, ``sizes``, ``length``). When a slice's bounds or a
+reduction's axes are only known at run time, a ``bind_dims`` node binds them and the
+output dims to fresh symbols, and the node carries its shape in ``out_shape``.
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ def _clamp(dim: int, start: int, end: int, step: int) -> tuple[int, int | None, 
 @register_op("slice")
 def _slice(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
     x = _x("slice", inputs)
+    if attrs.get("out_shape") is not None:  # bounds read at run time (bind_dims)
+        return [(tuple(as_dim(d) for d in attrs["out_shape"]), x.dtype)]
     starts, ends = list(attrs["starts"]), list(attrs["ends"])
     axes = list(attrs.get("axes") or range(len(starts)))
     steps = list(attrs.get("steps") or [1] * len(starts))
@@ -200,6 +204,8 @@ def reduced_shape(op: str, shape: Sequence[Dim], axes: Sequence[int] | None,
 def _reduction(op: str) -> None:
     def infer(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
         x = _x(op, inputs)
+        if attrs.get("out_shape") is not None:  # axes read at run time (bind_dims)
+            return [(tuple(as_dim(d) for d in attrs["out_shape"]), x.dtype)]
         axes = attrs.get("axes")
         return [(reduced_shape(op, x.shape, axes, int(attrs.get("keepdims", 1))), x.dtype)]
     register_op(op)(infer)
@@ -228,6 +234,14 @@ def _shape_values(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list
     if prod(shape) != len(values):
         raise fail("shape_values", f"shape {shape} does not hold {len(values)} values")
     return [(shape, dtype_name(attrs.get("dtype", "int64")))]
+
+
+@register_op("bind_dims", variadic=True)
+def _bind_dims(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
+    """No outputs: the node stores run-time sizes in the symbols ``attrs["symbols"]``."""
+    if not attrs.get("symbols"):
+        raise fail("bind_dims", "needs the symbols it binds")
+    return []
 
 
 @register_op("to_device", kernel=None)

@@ -10,6 +10,7 @@ from relaxvm.compiler.evaluate import run_node
 from relaxvm.compiler.ir import Graph, Node, Value
 from relaxvm.compiler.ops.registry import infer_types
 from relaxvm.compiler.ops.shape import is_symbolic
+from relaxvm.compiler.symbolic import Expr
 from relaxvm.errors import BuildError
 
 #: Folding may grow constants past the size of their inputs only up to this many bytes.
@@ -47,6 +48,8 @@ def replace_uses(graph: Graph, mapping: dict[int, Value]) -> None:
 
 
 def _foldable(node: Node) -> bool:
+    if not node.outputs:  # bind_dims: its effect is on the shape heap
+        return False
     present = [v for v in node.inputs if v is not None]
     if not present or not all(v.is_constant for v in present):
         return False
@@ -56,6 +59,15 @@ def _foldable(node: Node) -> bool:
         return False
     grown = sum(v.static_nbytes for v in node.outputs)
     return grown <= max(FOLD_GROWTH_LIMIT, sum(v.static_nbytes for v in present))
+
+
+def symbols_in(value: object) -> set[str]:
+    """The symbol names in a dim, a shape or a (nested) tuple of dims."""
+    if isinstance(value, Expr):
+        return value.symbols()
+    if isinstance(value, (tuple, list)):
+        return {s for v in value for s in symbols_in(v)}
+    return set()
 
 
 def fold_constants(graph: Graph) -> Graph:
@@ -76,12 +88,23 @@ def fold_constants(graph: Graph) -> Graph:
 
 
 def eliminate_dead_code(graph: Graph) -> Graph:
-    """Drop nodes none of whose outputs is read by a live node or returned."""
+    """Drop nodes none of whose outputs is read by a live node or returned. A node
+    without outputs (``bind_dims``, which binds run-time sizes to symbols) lives while a
+    live node's shapes or attributes use one of its symbols."""
     live = {v.uid for v in graph.outputs}
+    used_symbols = {s for v in graph.outputs for s in symbols_in(v.shape)}
     kept: list[Node] = []
     for node in reversed(graph.nodes):
-        if any(v.uid in live for v in node.outputs):
+        if node.outputs:
+            alive = any(v.uid in live for v in node.outputs)
+        else:
+            alive = bool(used_symbols.intersection(node.attrs.get("symbols", ())))
+        if alive:
             kept.append(node)
             live.update(v.uid for v in node.inputs if v is not None)
+            used_symbols.update(s for v in node.inputs if v is not None and v.has_shape
+                                for s in symbols_in(v.shape))
+            used_symbols.update(s for v in node.outputs for s in symbols_in(v.shape))
+            used_symbols.update(s for a in node.attrs.values() for s in symbols_in(a))
     graph.nodes = list(reversed(kept))
     return graph

@@ -8,6 +8,9 @@ Converters never build Nodes by hand; they call :meth:`Context.emit`, which
 3. otherwise resolves small integer tensors computed from symbolic shapes into a
    ``shape_values`` node (see :mod:`relaxvm.compiler.symeval`);
 4. otherwise appends the node to the graph.
+
+Shapes, axes and counts that only exist at run time (Reshape's ``shape`` fed as a graph
+input, say) become fresh symbols bound by a ``bind_dims`` node (:meth:`runtime_dims`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from relaxvm.compiler.evaluate import run_node
 from relaxvm.compiler.ir import Graph, Node, Value
 from relaxvm.compiler.ops.registry import infer_types
 from relaxvm.compiler.ops.shape import is_symbolic
-from relaxvm.compiler.symbolic import Dim, is_static
+from relaxvm.compiler.symbolic import Dim, is_static, sym
 from relaxvm.compiler.symeval import MAX_ELEMENTS, sym_evaluate, sym_of
 from relaxvm.errors import BuildError, UnsupportedOpError
 from relaxvm.objects import dtype_name
@@ -208,6 +211,33 @@ class Context:
             raise UnsupportedOpError(f"from_onnx: {self.current}: {what} must be a constant or "
                                      f"computed from shapes, but it is {desc}")
         return list(elems)
+
+    def known(self, value: Value | None) -> bool:
+        """Whether an integer tensor's elements are known while compiling (constant or
+        computed from shapes); when not, :meth:`runtime_dims` reads them at run time."""
+        return value is not None and (value.is_constant or sym_of(value) is not None)
+
+    def runtime_dims(self, rule: str, inputs: Sequence[Value], count: int,
+                     params: Sequence[int] = ()) -> list[Dim]:
+        """``count`` fresh symbols that a ``bind_dims`` node sets at run time from the
+        inputs by ``rule`` (see :mod:`relaxvm.kernels.dynamic_dims`). The caller checks
+        that ``count`` is known: the length of each tensor whose values are read."""
+        if count == 0:
+            return []
+        base = next(self._ids)
+        names = tuple(f"{rule}#{base}.{k}" for k in range(count))
+        self.emit_multi("bind_dims", list(inputs),
+                        {"rule": rule, "params": tuple(int(p) for p in params),
+                         "symbols": names})
+        return [sym(n) for n in names]
+
+    def dims_or_runtime(self, value: Value | None, what: str) -> list[Dim]:
+        """The elements of a 1-D integer tensor: as dims when known while compiling,
+        else as symbols read at run time (the ``values`` rule)."""
+        if value is not None and not self.known(value) and value.is_static and \
+                value.ndim <= 1:
+            return self.runtime_dims("values", [value], int(np.prod(value.static_shape)))
+        return self.dims(value, what)
 
     def scalar(self, value: Value | None, what: str) -> Any:
         """A constant one-element tensor as a Python number."""

@@ -11,6 +11,7 @@ from relaxvm.compiler.ir import Value
 from relaxvm.compiler.symbolic import Dim, floordiv
 from relaxvm.frontend.onnx.context import Context, OnnxNode
 from relaxvm.frontend.onnx.registry import converter
+from relaxvm.frontend.onnx.shape import count
 
 #: Slice bounds are clamped into this range so they fit VM immediates (semantics unchanged).
 BOUND = 1 << 50
@@ -39,6 +40,8 @@ def _slice(ctx: Context, node: OnnxNode) -> Value:
         starts, ends = list(node.attr("starts")), list(node.attr("ends"))
         axes = node.attr("axes", None)
         steps = None
+    elif not all(v is None or ctx.known(v) for v in node.inputs[1:5]):
+        return _runtime_slice(ctx, node, x)
     else:
         starts = ctx.dims(node.require(1, "starts"), "starts")
         ends = ctx.dims(node.require(2, "ends"), "ends")
@@ -52,6 +55,20 @@ def _slice(ctx: Context, node: OnnxNode) -> Value:
     return ctx.emit("slice", [x], attrs)
 
 
+def _runtime_slice(ctx: Context, node: OnnxNode, x: Value) -> Value:
+    """A Slice whose bounds, axes or steps are only known at run time: ``bind_dims``
+    reads all four (defaults filled in) and the output dims."""
+    starts, ends = node.require(1, "starts"), node.require(2, "ends")
+    n = count(node, starts, "starts")
+    axes = node.input(3) if node.input(3) is not None else ctx.const(np.arange(n), "int64")
+    steps = node.input(4) if node.input(4) is not None else ctx.const(np.ones(n), "int64")
+    dims = ctx.runtime_dims("slice", [x, starts, ends, axes, steps], 4 * n + x.ndim)
+    attrs = {"starts": tuple(dims[:n]), "ends": tuple(dims[n:2 * n]),
+             "axes": tuple(dims[2 * n:3 * n]), "steps": tuple(dims[3 * n:4 * n]),
+             "out_shape": tuple(dims[4 * n:])}
+    return ctx.emit("slice", [x], attrs)
+
+
 @converter("Pad")
 def _pad(ctx: Context, node: OnnxNode) -> Value:
     x = node.require(0)
@@ -59,7 +76,7 @@ def _pad(ctx: Context, node: OnnxNode) -> Value:
     if node.opset < 11:
         pads, value = list(node.attr("pads")), float(node.attr("value", 0.0))
     else:
-        pads = ctx.dims(node.require(1, "pads"), "pads")
+        pads = ctx.dims_or_runtime(node.require(1, "pads"), "pads")
         value_in = node.input(2)
         value = 0 if value_in is None else ctx.scalar(value_in, "constant_value")
         axes_in = node.input(3)
@@ -119,7 +136,7 @@ def _resize_node(ctx: Context, node: OnnxNode) -> Value:
         scales = [float(s) for s in scales_in.data.reshape(-1)]  # type: ignore[union-attr]
     sizes = None
     if sizes_in is not None:
-        sizes = ctx.dims(sizes_in, "sizes")
+        sizes = ctx.dims_or_runtime(sizes_in, "sizes")
         scales = None
     elif scales is None:
         raise node.unsupported("Resize needs constant scales or sizes")

@@ -12,16 +12,22 @@ from typing import Any
 from relaxvm.compiler.ir import Value
 from relaxvm.frontend.onnx.context import Context, OnnxNode
 from relaxvm.frontend.onnx.registry import converter
+from relaxvm.frontend.onnx.shape import count
 
 REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min",
           "ReduceProd": "prod", "ReduceL1": "sum", "ReduceL2": "sum", "ReduceSumSquare": "sum",
           "ReduceLogSum": "sum", "ReduceLogSumExp": "sum"}
 
 
+def _axes_input(node: OnnxNode) -> Value | None:
+    """Input 1 (axes) in the opsets that take axes as an input, else None."""
+    uses_input = node.opset >= (13 if node.op_type == "ReduceSum" else 18)
+    return node.input(1) if uses_input else None
+
+
 def _axes(ctx: Context, node: OnnxNode) -> list[int] | None:
     """The axes to reduce (None: all), from the attribute or (newer opsets) input 1."""
-    uses_input = node.opset >= (13 if node.op_type == "ReduceSum" else 18)
-    if uses_input:
+    if node.opset >= (13 if node.op_type == "ReduceSum" else 18):
         given = node.input(1)
         return None if given is None else ctx.ints(given, "axes")
     axes = node.attr("axes", None)
@@ -29,8 +35,15 @@ def _axes(ctx: Context, node: OnnxNode) -> list[int] | None:
 
 
 def _reduce(ctx: Context, node: OnnxNode, x: Value, op: str) -> Value:
-    axes = _axes(ctx, node)
     keepdims = int(node.attr("keepdims", 1))
+    given = _axes_input(node)
+    if given is not None and not ctx.known(given) and count(node, given, "axes") > 0:
+        n = count(node, given, "axes")
+        dims = ctx.runtime_dims("reduce", [x, given], n + (x.ndim if keepdims else x.ndim - n),
+                                (keepdims,))
+        return ctx.emit(op, [x], {"axes": tuple(dims[:n]), "keepdims": keepdims,
+                                  "out_shape": tuple(dims[n:])})
+    axes = [] if given is not None and not ctx.known(given) else _axes(ctx, node)
     if not axes:
         if node.attr("noop_with_empty_axes", 0):
             return ctx.emit("identity", [x])
@@ -66,7 +79,7 @@ def _arg(ctx: Context, node: OnnxNode) -> Value:
 
 @converter("CumSum")
 def _cumsum(ctx: Context, node: OnnxNode) -> Value:
-    axis = ctx.ints(node.require(1, "axis"), "axis")[0]
+    axis = ctx.dims_or_runtime(node.require(1, "axis"), "axis")[0]
     attrs = {"axis": axis, "exclusive": int(node.attr("exclusive", 0)),
              "reverse": int(node.attr("reverse", 0))}
     return ctx.emit("cumsum", [node.require(0)], attrs)

@@ -3,8 +3,9 @@ Unsqueeze, Transpose, Concat, Split, Expand, Tile, ConstantOfShape, Constant, Ra
 Trilu, EyeLike, DepthToSpace and SpaceToDepth.
 
 Target shapes are resolved while compiling: from constants, or from expressions of
-the symbolic input sizes (``Context.dims``). A shape that depends on tensor *data* is
-reported as unsupported.
+the symbolic input sizes (``Context.dims``). A shape, axes or count that is tensor
+*data* the program only has at run time becomes symbols bound by ``bind_dims``
+(``Context.runtime_dims``); the tensor itself must have a static shape.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ def _axis(node: OnnxNode, axis: int, ndim: int) -> int:
     if not -ndim <= axis < max(ndim, 1):
         raise node.fail(f"axis {axis} is out of range for rank {ndim}")
     return axis + ndim if axis < 0 else axis
+
+
+def count(node: OnnxNode, value: Value, what: str) -> int:
+    """The number of elements of a 1-D (or 0-d) tensor whose shape is static."""
+    if not value.is_static or value.ndim > 1:
+        raise node.unsupported(f"{what} is read at run time, so it must be a 1-D tensor of "
+                               f"static length, got {value.type_text()}")
+    return int(np.prod(value.static_shape))
 
 
 def reshape(ctx: Context, x: Value, shape: Sequence[Dim]) -> Value:
@@ -51,8 +60,12 @@ def _size(ctx: Context, node: OnnxNode) -> Value:
 
 @converter("Reshape")
 def _reshape(ctx: Context, node: OnnxNode) -> Value:
-    x, target = node.require(0), ctx.dims(node.require(1, "shape"), "the target shape")
+    x, given = node.require(0), node.require(1, "shape")
     allow_zero = int(node.attr("allowzero", 0))
+    if not ctx.known(given):
+        n = count(node, given, "the target shape")
+        return reshape(ctx, x, ctx.runtime_dims("reshape", [x, given], n, (allow_zero,)))
+    target = ctx.dims(given, "the target shape")
     dims: list[Dim] = []
     infer = None
     for i, d in enumerate(target):
@@ -79,6 +92,12 @@ def _flatten(ctx: Context, node: OnnxNode) -> Value:
     return reshape(ctx, x, (prod(x.shape[:axis]), prod(x.shape[axis:])))
 
 
+def _runtime_axes(ctx: Context, node: OnnxNode) -> Value | None:
+    """Squeeze/Unsqueeze's axes input when it is only known at run time, else None."""
+    given = node.input(1) if node.opset >= 13 else None
+    return None if given is None or ctx.known(given) else given
+
+
 def _axes_of(ctx: Context, node: OnnxNode) -> list[int] | None:
     if node.opset >= 13:
         given = node.input(1)
@@ -90,6 +109,10 @@ def _axes_of(ctx: Context, node: OnnxNode) -> list[int] | None:
 @converter("Squeeze")
 def _squeeze(ctx: Context, node: OnnxNode) -> Value:
     x = node.require(0)
+    runtime = _runtime_axes(ctx, node)
+    if runtime is not None:
+        rank = x.ndim - count(node, runtime, "axes")
+        return reshape(ctx, x, ctx.runtime_dims("squeeze", [x, runtime], rank))
     axes = _axes_of(ctx, node)
     if axes is None:
         if not x.is_static:
@@ -106,6 +129,10 @@ def _squeeze(ctx: Context, node: OnnxNode) -> Value:
 @converter("Unsqueeze")
 def _unsqueeze(ctx: Context, node: OnnxNode) -> Value:
     x = node.require(0)
+    runtime = _runtime_axes(ctx, node)
+    if runtime is not None:
+        rank = x.ndim + count(node, runtime, "axes")
+        return reshape(ctx, x, ctx.runtime_dims("unsqueeze", [x, runtime], rank))
     axes = _axes_of(ctx, node) or []
     rank = x.ndim + len(axes)
     inserted = sorted(_axis(node, a, rank) for a in axes)
@@ -139,7 +166,7 @@ def _split(ctx: Context, node: OnnxNode) -> list[Value]:
     axis = _axis(node, int(node.attr("axis", 0)), x.ndim)
     sizes: list[Dim] | None = None
     if node.opset >= 13 and node.input(1) is not None:
-        sizes = ctx.dims(node.input(1), "split")
+        sizes = ctx.dims_or_runtime(node.input(1), "split")
     elif node.opset < 13 and node.attr("split", None) is not None:
         sizes = [int(s) for s in node.attr("split")]
     if sizes is None:
@@ -160,19 +187,24 @@ def _equal_parts(node: OnnxNode, dim: Dim, n: int) -> list[Dim]:
 
 @converter("Expand")
 def _expand(ctx: Context, node: OnnxNode) -> Value:
-    x, shape = node.require(0), ctx.dims(node.require(1, "shape"), "the target shape")
+    x, given = node.require(0), node.require(1, "shape")
+    if not ctx.known(given):
+        rank = max(x.ndim, count(node, given, "the target shape"))
+        return ctx.emit("expand", [x], {"shape": tuple(ctx.runtime_dims("expand", [x, given],
+                                                                        rank))})
+    shape = ctx.dims(given, "the target shape")
     return ctx.emit("expand", [x], {"shape": tuple(shape)})
 
 
 @converter("Tile")
 def _tile(ctx: Context, node: OnnxNode) -> Value:
-    x, repeats = node.require(0), ctx.dims(node.require(1, "repeats"), "repeats")
+    x, repeats = node.require(0), ctx.dims_or_runtime(node.require(1, "repeats"), "repeats")
     return ctx.emit("tile", [x], {"repeats": tuple(repeats)})
 
 
 @converter("ConstantOfShape")
 def _constant_of_shape(ctx: Context, node: OnnxNode) -> Value:
-    shape = ctx.dims(node.require(0, "shape"), "the shape")
+    shape = ctx.dims_or_runtime(node.require(0, "shape"), "the shape")
     value = node.attr("value", None)
     fill = np.zeros((), np.float32) if value is None else np.asarray(value).reshape(())
     return ctx.emit("expand", [ctx.const(fill)], {"shape": tuple(shape)})
@@ -192,6 +224,13 @@ def _constant(ctx: Context, node: OnnxNode) -> Value:
 @converter("Range")
 def _range(ctx: Context, node: OnnxNode) -> Value:
     start, limit, delta = (node.require(i) for i in range(3))
+    if not all(ctx.known(v) for v in (start, limit, delta)):
+        for v in (start, limit, delta):
+            if count(node, v, "Range's start, limit and delta") != 1:
+                raise node.fail(f"start, limit and delta must be scalars, got {v.type_text()}")
+        length = ctx.runtime_dims("range", [start, limit, delta], 1)[0]
+        return ctx.emit("range", [start, limit, delta], {"length": length,
+                                                          "dtype": start.dtype})
     if start.is_constant and limit.is_constant and delta.is_constant:
         first, last, step = (ctx.scalar(v, "Range input") for v in (start, limit, delta))
         return ctx.const(np.arange(first, last, step).astype(start.dtype))
@@ -208,7 +247,8 @@ def _range(ctx: Context, node: OnnxNode) -> Value:
 @converter("Trilu")
 def _trilu(ctx: Context, node: OnnxNode) -> Value:
     k = node.input(1)
-    attrs = {"upper": int(node.attr("upper", 1)), "k": 0 if k is None else ctx.ints(k, "k")[0]}
+    attrs = {"upper": int(node.attr("upper", 1)),
+             "k": 0 if k is None else ctx.dims_or_runtime(k, "k")[0]}
     return ctx.emit("trilu", [node.require(0)], attrs)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from relaxvm.compiler.ir import Graph, Node, Value
 from relaxvm.compiler.passes.simplify import eliminate_dead_code, fold_constants, infer_shapes
+from relaxvm.compiler.symbolic import sym
 from relaxvm.errors import BuildError
 from tests.compiler.graphs import GraphMaker
 
@@ -49,3 +50,34 @@ def test_inference_fills_missing_types_and_rejects_wrong_ones() -> None:
     with pytest.raises(BuildError, match=r"infer_shapes: node t output %y is recorded as "
                                          r"float32\[2, 3\] but transpose gives float32\[3, 2\]"):
         infer_shapes(graph)
+
+
+def _runtime_reshape_graph(return_reshaped: bool) -> Graph:
+    x, s = Value("x", (2, 6)), Value("s", (2,), "int64")
+    a, b = sym("a"), sym("b")
+    bind = Node("bind_dims", [x, s], [], {"rule": "reshape", "params": (0,),
+                                           "symbols": ("a", "b")})
+    y = Value("y", (a, b))
+    reshape = Node("reshape", [x], [y], {"shape": (a, b)})
+    z = Value("z", (2, 6))
+    relu = Node("relu", [x], [z])
+    return Graph("g", [x, s], [bind, reshape, relu], [y, z] if return_reshaped else [z])
+
+
+def test_bind_dims_lives_while_a_live_node_uses_its_symbols() -> None:
+    graph = eliminate_dead_code(_runtime_reshape_graph(return_reshaped=True))
+    assert [n.op for n in graph.nodes] == ["bind_dims", "reshape", "relu"]
+
+
+def test_bind_dims_whose_symbols_nobody_uses_is_dropped() -> None:
+    graph = eliminate_dead_code(_runtime_reshape_graph(return_reshaped=False))
+    assert [n.op for n in graph.nodes] == ["relu"]
+
+
+def test_bind_dims_is_never_folded() -> None:
+    x, s = Value("x", data=np.zeros((2, 6), np.float32)), Value("s", data=np.int64([3, 4]))
+    bind = Node("bind_dims", [x, s], [], {"rule": "reshape", "symbols": ("a", "b")})
+    y = Value("y", (sym("a"), sym("b")))
+    graph = fold_constants(Graph("g", [], [bind, Node("reshape", [x], [y],
+                                                         {"shape": (sym("a"), sym("b"))})], [y]))
+    assert [n.op for n in graph.nodes] == ["bind_dims", "reshape"]

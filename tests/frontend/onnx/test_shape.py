@@ -105,9 +105,10 @@ def test_eye_like_depth_to_space_and_space_to_depth() -> None:
     check_node("SpaceToDepth", {"x": f32(1, 2, 4, 6)}, {"blocksize": 2})
 
 
-def test_reshape_of_runtime_shape_reports_unsupported() -> None:
-    model = make_model("Reshape", {"x": f32(2, 3), "s": i64(3, 2)})
+def test_reshape_to_a_shape_of_unknown_length_reports_unsupported() -> None:
+    model = make_model("Reshape", {"x": f32(2, 3), "s": i64(3, 2)}, dynamic={"s": ["n"]})
     from relaxvm.errors import UnsupportedOpError
     with pytest.raises(UnsupportedOpError, match=r"Reshape node reshape_node: the target shape "
-                                                 r"must be a constant or computed from shapes"):
+                                                 r"is read at run time, so it must be a 1-D "
+                                                 r"tensor of static length, got int64\[n\]"):
         from_onnx(model)
