@@ -6,7 +6,8 @@ CUDA (when CuPy and a GPU are present): PooledAllocator on cuda:0 against raw
 cudaMalloc+cudaFree (``cupy.cuda.Memory``) and against CuPy's own MemoryPool. Targets:
 pooled >= 50x faster than cudaMalloc+cudaFree, and within 1.5x of CuPy's pool.
 
-    python bench/bench_alloc.py [--device cpu|cuda|all] [--quick] [--csv out.csv] [--json out.json]
+    python bench/bench_alloc.py [--device cpu|cuda|all] [--quick | --budget SECONDS]
+                                [--csv out.csv] [--json out.json]
 """
 
 from __future__ import annotations
@@ -148,13 +149,28 @@ def cuda_usable() -> bool:
         return False
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type for --budget: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--budget must be a number of seconds > 0, "
+                                         f"got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
-    parser.add_argument("--quick", action="store_true", help="shorter timing loops")
+    parser.add_argument("--quick", action="store_true", help="shorter timing loops (0.1 s)")
+    parser.add_argument("--budget", type=positive_seconds, metavar="SECONDS",
+                        help="timing budget per measurement (default 0.4, --quick 0.1); the "
+                             "smoke test uses a tiny one")
     add_output_args(parser)
     args = parser.parse_args(argv)
-    budget = 0.1 if args.quick else 0.4
+    budget = args.budget if args.budget is not None else 0.1 if args.quick else 0.4
     rows: list[dict[str, Any]] = []
     if args.device in ("cpu", "all"):
         cpu = cpu_rows(budget)

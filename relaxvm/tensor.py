@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from relaxvm.devices.device import CPU, Device, cpu
+from relaxvm.devices.device import CPU, CUDA, Device, cpu
 from relaxvm.devices.device import device as parse_device
 from relaxvm.errors import DeviceError
 from relaxvm.memory.allocator import Allocator
@@ -97,14 +97,17 @@ class Tensor:
         return out
 
     def copyfrom(self, source: Any) -> Tensor:
-        """Overwrite this tensor's data with ``source`` (a Tensor or an array-like)."""
+        """Overwrite this tensor's data with ``source``.
+
+        ``source`` may be a Tensor or a DLPack producer (CuPy, torch, ... on any device),
+        which must match this tensor's shape and dtype, or a NumPy array, list or scalar,
+        which is cast to this tensor's dtype.
+        """
+        if _is_foreign_dlpack(source):
+            source = from_dlpack(source)
         if isinstance(source, Tensor):
             _check_same_layout("Tensor.copyfrom", self, source.array.shape, source.array.dtype)
             copy_array(self.array, self.device, source.array, source.device)
-            return self
-        if self.device.backend.is_array(source) and self.device.device_type != CPU:
-            _check_same_layout("Tensor.copyfrom", self, source.shape, source.dtype)
-            self.device.backend.copy_within(self.array, source)
             return self
         host = np.asarray(source)
         if host.dtype != self.array.dtype:
@@ -198,23 +201,17 @@ def empty(shape: Sequence[int], dtype: Any = "float32", device: Device | str | N
 def tensor(data: Any, device: Device | str | None = None, dtype: Any = None) -> Tensor:
     """A new tensor on ``device`` (default ``cpu(0)``) holding a copy of ``data``.
 
-    ``data`` may be a Tensor, a NumPy or CuPy array, a DLPack-capable object, a nested
-    list or a scalar.
+    ``data`` may be a Tensor, a NumPy array, any DLPack producer (CuPy, torch, ... on any
+    device: read in place through DLPack, then copied), a nested list or a scalar. With
+    ``dtype`` the copy is cast, on the device the data lives on.
     """
     dev = cpu(0) if device is None else parse_device(device)
+    np_dtype = None if dtype is None else numpy_dtype(dtype)
+    if _is_foreign_dlpack(data):
+        data = from_dlpack(data)
     if isinstance(data, Tensor):
-        source = data if dtype is None or numpy_dtype(dtype) == data.array.dtype else None
-        if source is not None:
-            return data.copyto(dev)
-        data = data.numpy()
-    if dev.device_type != CPU and _is_device_array(data):
-        arr = data if dtype is None else data.astype(numpy_dtype(dtype))
-        out = empty(arr.shape, arr.dtype, dev)
-        dev.backend.copy_within(out.array, arr)
-        return out
-    if _is_device_array(data):
-        data = data.get()
-    host = np.asarray(data, dtype=None if dtype is None else numpy_dtype(dtype))
+        return _copy_of(data, dev, np_dtype)
+    host = np.asarray(data, dtype=np_dtype)
     if host.dtype == object:
         raise TypeError(f"tensor: data must be numeric, got an object array from {type(data)}")
     out = empty(host.shape, host.dtype, dev)
@@ -222,8 +219,20 @@ def tensor(data: Any, device: Device | str | None = None, dtype: Any = None) -> 
     return out
 
 
-def _is_device_array(obj: Any) -> bool:
-    return hasattr(obj, "__cuda_array_interface__")
+def _copy_of(src: Tensor, dev: Device, np_dtype: np.dtype | None) -> Tensor:
+    """A copy of ``src`` on ``dev``, cast to ``np_dtype`` (on src's device) when given."""
+    array = src.array
+    if np_dtype is not None and np_dtype != array.dtype:
+        with src.device.backend.activate(src.device.index):
+            array = array.astype(np_dtype)
+    out = empty(array.shape, array.dtype, dev)
+    copy_array(out.array, dev, array, src.device)
+    return out
+
+
+def _is_foreign_dlpack(obj: Any) -> bool:
+    """True for a DLPack producer that is neither a Tensor nor a NumPy array."""
+    return not isinstance(obj, (Tensor, np.ndarray)) and hasattr(obj, "__dlpack_device__")
 
 
 def from_dlpack(obj: Any) -> Tensor:
@@ -234,14 +243,13 @@ def from_dlpack(obj: Any) -> Tensor:
         raise TypeError(f"from_dlpack: expected an object with __dlpack__ and "
                         f"__dlpack_device__, got {type(obj).__name__}")
     dev_type, index = obj.__dlpack_device__()
-    dev_type = int(dev_type)
-    if dev_type == CPU:
-        return Tensor(np.from_dlpack(obj), Device(CPU, 0))
-    if dev_type == 2:
-        backend = Device(2, int(index)).backend
-        return Tensor(backend.xp.from_dlpack(obj), Device(2, int(index)))
-    raise DeviceError(f"from_dlpack: device type {dev_type} is not supported; relaxvm handles "
-                      f"CPU (1) and CUDA (2)")
+    dev_type, index = int(dev_type), int(index)
+    if dev_type not in (CPU, CUDA):
+        raise DeviceError(f"from_dlpack: device type {dev_type} is not supported; relaxvm "
+                          f"handles CPU (1) and CUDA (2)")
+    # Every CPU producer shares the host's memory, so it is cpu(0) whatever it reports.
+    dev = Device(dev_type, index if dev_type == CUDA else 0)
+    return Tensor(dev.backend.from_dlpack(dev.index, obj), dev)
 
 
 def asarray(value: Any) -> Any:

@@ -237,6 +237,69 @@ def test_from_dlpack_rejects_unsupported_device_types():
         from_dlpack(OnTPU())
 
 
+class HostProducer:
+    """A DLPack producer that is not an ndarray and has no ``__array__``."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self._data = data
+
+    def __dlpack__(self, **kwargs):
+        return self._data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+
+def test_tensor_and_copyfrom_read_any_dlpack_producer(dev):
+    producer = HostProducer(np.arange(6, dtype="int32").reshape(2, 3))
+    t = relaxvm.tensor(producer, dev)
+    assert (t.device, t.dtype, t.shape) == (dev, "int32", (2, 3))
+    np.testing.assert_array_equal(t.numpy(), np.arange(6).reshape(2, 3))
+    cast = relaxvm.tensor(producer, dev, dtype="float64")
+    assert cast.dtype == "float64"
+    np.testing.assert_array_equal(cast.numpy(), np.arange(6).reshape(2, 3))
+    dst = relaxvm.empty((2, 3), "int32", dev)
+    assert dst.copyfrom(producer) is dst
+    np.testing.assert_array_equal(dst.numpy(), np.arange(6).reshape(2, 3))
+
+
+def test_device_arrays_copy_into_cpu_tensors(dev):
+    source = dev.backend.xp.arange(6, dtype="float32")  # a CuPy array on cuda
+    t = relaxvm.empty((6,), "float32", relaxvm.cpu(1)).copyfrom(source)
+    np.testing.assert_array_equal(t.numpy(), np.arange(6))
+    copy = relaxvm.tensor(source)
+    assert copy.device is relaxvm.cpu(0) and copy.dtype == "float32"
+    ints = relaxvm.tensor(source, dtype="int16")
+    assert ints.dtype == "int16"
+    np.testing.assert_array_equal(ints.numpy(), np.arange(6))
+    back = relaxvm.tensor(source, dev)
+    assert back.device is dev and back.array is not source
+    np.testing.assert_array_equal(back.numpy(), np.arange(6))
+
+
+def test_tensor_of_a_torch_tensor_copies_through_dlpack(dev):
+    torch = pytest.importorskip("torch")
+    if dev.device_type == CUDA and not torch.cuda.is_available():
+        pytest.skip("this torch build has no CUDA")
+    where = f"cuda:{dev.index}" if dev.device_type == CUDA else "cpu"
+    src = torch.arange(6, dtype=torch.float32, device=where).reshape(2, 3)
+    for target in (dev, relaxvm.cpu(1)):
+        t = relaxvm.tensor(src, target)
+        assert (t.device, t.dtype, t.shape) == (target, "float32", (2, 3))
+        np.testing.assert_array_equal(t.numpy(), np.arange(6).reshape(2, 3))
+    half = relaxvm.tensor(src, dev, dtype="float16")
+    assert (half.device, half.dtype) == (dev, "float16")
+    np.testing.assert_array_equal(half.numpy(), np.arange(6).reshape(2, 3))
+    copy = relaxvm.tensor(src, dev)
+    view = relaxvm.from_dlpack(src)
+    assert view.device == dev
+    src.add_(1)
+    np.testing.assert_array_equal(copy.numpy(), np.arange(6).reshape(2, 3))  # a copy
+    np.testing.assert_array_equal(view.numpy(), np.arange(1, 7).reshape(2, 3))  # zero-copy
+    dst = relaxvm.empty((2, 3), "float32", relaxvm.cpu(0)).copyfrom(src)
+    np.testing.assert_array_equal(dst.numpy(), np.arange(1, 7).reshape(2, 3))
+
+
 # -- views into storages ---------------------------------------------------------------------
 def test_views_at_offsets_alias_the_same_bytes(dev):
     base = relaxvm.empty((64,), "float32", dev)

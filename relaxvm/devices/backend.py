@@ -81,8 +81,11 @@ class DeviceBackend:
         """An array of ``shape``/``dtype`` over the handle's memory at byte ``offset``."""
         raise NotImplementedError
 
-    def release_foreign_caches(self) -> None:
-        """Drop caches held by libraries under us (CuPy's own pool) after an OOM."""
+    def release_foreign_caches(self, index: int) -> None:
+        """Drop caches that libraries under us (CuPy's own pool) hold on device ``index``.
+
+        The pools call this after an out-of-memory, before their one retry.
+        """
 
     def memory_info(self, index: int) -> tuple[int, int] | None:
         """(free, total) bytes on the device, or None when unknown."""
@@ -103,6 +106,10 @@ class DeviceBackend:
 
     def is_array(self, obj: Any) -> bool:
         """True for this backend's native array type."""
+        raise NotImplementedError
+
+    def from_dlpack(self, index: int, obj: Any) -> Any:
+        """A zero-copy native array over a DLPack producer living on device ``index``."""
         raise NotImplementedError
 
     # -- execution ------------------------------------------------------------------

@@ -84,6 +84,9 @@ class CPUBackend(DeviceBackend):
     def is_array(self, obj: Any) -> bool:
         return isinstance(obj, np.ndarray)
 
+    def from_dlpack(self, index: int, obj: Any) -> np.ndarray:
+        return np.from_dlpack(obj)
+
     def create_timer(self, index: int) -> DeviceTimer:
         return CPUTimer()
 

@@ -11,9 +11,12 @@ from typing import Any
 import numpy as np
 
 from relaxvm.devices.backend import DeviceBackend, DeviceTimer
+from relaxvm.devices.cuda_probe import INSTALL_HINT, check_device
 from relaxvm.errors import DeviceError
 
-_INSTALL_HINT = "install the CUDA extra: pip install 'relaxvm[cuda12]' (or 'relaxvm[cuda13]')"
+#: cudaErrorMemoryAllocation. A fixed part of the CUDA ABI; CuPy's Python alias for it
+#: (``runtime.errorMemoryAllocation``) is marked for deprecation, so we do not rely on it.
+CUDA_ERROR_MEMORY_ALLOCATION = 2
 
 
 def _import_cupy() -> Any:
@@ -22,7 +25,7 @@ def _import_cupy() -> Any:
     except Exception as exc:  # ImportError, or a broken CUDA install raising at import
         raise DeviceError(
             f"CuPy could not be imported ({type(exc).__name__}: "
-            f"{exc}); {_INSTALL_HINT}") from exc
+            f"{exc}); {INSTALL_HINT}") from exc
     return cupy
 
 
@@ -59,6 +62,8 @@ class CUDABackend(DeviceBackend):
     def __init__(self) -> None:
         self._cupy: Any = None
         self._timer_pools: dict[int, list[DeviceTimer]] = {}
+        #: Indices that passed require(): later calls cost one set lookup.
+        self._ready: set[int] = set()
 
     @property
     def cupy(self) -> Any:
@@ -71,6 +76,8 @@ class CUDABackend(DeviceBackend):
         return self.cupy
 
     def exists(self, index: int) -> bool:
+        if index in self._ready:
+            return True
         try:
             cupy = self.cupy
             return bool(cupy.cuda.is_available()) and index < cupy.cuda.runtime.getDeviceCount()
@@ -78,22 +85,15 @@ class CUDABackend(DeviceBackend):
             return False
 
     def require(self, index: int) -> None:
+        """Raise DeviceError saying why ``cuda:index`` is unusable; cached once it is usable."""
+        if index in self._ready:
+            return
         try:
             cupy = self.cupy
         except DeviceError as exc:
             raise DeviceError(f"cuda:{index} is not available: {exc}") from exc.__cause__
-        try:
-            available = bool(cupy.cuda.is_available())
-            count = cupy.cuda.runtime.getDeviceCount() if available else 0
-        except Exception as exc:
-            raise DeviceError(f"cuda:{index} is not available: the CUDA driver failed "
-                              f"({type(exc).__name__}: {exc})") from exc
-        if not available or count == 0:
-            raise DeviceError(f"cuda:{index} is not available: no CUDA GPU or driver was found "
-                              f"(cupy.cuda.is_available() is False)")
-        if index >= count:
-            raise DeviceError(f"cuda:{index} is not available: this machine has {count} CUDA "
-                              f"device(s), indices 0..{count - 1}")
+        check_device(cupy, index)
+        self._ready.add(index)
 
     def attribute(self, index: int, name: str) -> Any:
         self.require(index)
@@ -120,7 +120,7 @@ class CUDABackend(DeviceBackend):
         except runtime.CUDARuntimeError as exc:
             # cupy.cuda.Memory calls cudaMalloc directly: an out-of-memory arrives as a
             # CUDARuntimeError, not a MemoryError. The pool's release-and-retry needs the latter.
-            if getattr(exc, "status", None) == runtime.errorMemoryAllocation:
+            if getattr(exc, "status", None) == CUDA_ERROR_MEMORY_ALLOCATION:
                 raise MemoryError(f"cudaMalloc of {nbytes} bytes on cuda:{index} failed: "
                                   f"{exc}") from exc
             raise
@@ -133,11 +133,15 @@ class CUDABackend(DeviceBackend):
         cupy = self.cupy
         return cupy.ndarray(shape, dtype, memptr=cupy.cuda.MemoryPointer(handle, offset))
 
-    def release_foreign_caches(self) -> None:
+    def release_foreign_caches(self, index: int) -> None:
+        # free_all_blocks() drains only the *current* device's pool: select the one that ran
+        # out. CuPy's pinned pool is page-locked host memory, which no GPU allocation can
+        # use, so it is left alone.
         try:
-            self.cupy.get_default_memory_pool().free_all_blocks()
-            self.cupy.get_default_pinned_memory_pool().free_all_blocks()
-        except Exception:
+            cupy = self.cupy
+            with cupy.cuda.Device(index):
+                cupy.get_default_memory_pool().free_all_blocks()
+        except Exception:  # draining is best effort; the retry reports the real failure
             pass
 
     def memory_info(self, index: int) -> tuple[int, int] | None:
@@ -153,9 +157,12 @@ class CUDABackend(DeviceBackend):
 
     def copy_from_host(self, dst: Any, src: np.ndarray) -> None:
         if dst.flags.c_contiguous:
-            dst.set(np.ascontiguousarray(src))
+            # Not np.ascontiguousarray: it turns a 0-d array into shape (1,), which
+            # ndarray.set() rejects as a shape mismatch.
+            dst.set(np.require(src, requirements="C"))
         else:
-            dst[...] = self.cupy.asarray(src)
+            with dst.device:  # cupy.asarray allocates on the current device
+                dst[...] = self.cupy.asarray(src)
 
     def copy_within(self, dst: Any, src: Any) -> None:
         if dst.device.id == src.device.id or not (
@@ -169,6 +176,8 @@ class CUDABackend(DeviceBackend):
         return type(obj).__module__.startswith("cupy") and hasattr(obj, "__cuda_array_interface__")
 
     def synchronize(self, index: int) -> None:
+        if index not in self._ready:
+            self.require(index)
         with self.cupy.cuda.Device(index):
             self.cupy.cuda.get_current_stream().synchronize()
 
@@ -178,6 +187,8 @@ class CUDABackend(DeviceBackend):
         pool = self._timer_pools.get(index)
         if pool:
             return pool.pop()
+        if index not in self._ready:
+            self.require(index)
         with self.cupy.cuda.Device(index):
             return CUDATimer(self.cupy)
 
@@ -185,7 +196,16 @@ class CUDABackend(DeviceBackend):
         self._timer_pools.setdefault(index, []).append(timer)
 
     def activate(self, index: int) -> Any:
+        if index not in self._ready:
+            self.require(index)
         return self.cupy.cuda.Device(index)
+
+    def from_dlpack(self, index: int, obj: Any) -> Any:
+        if index not in self._ready:
+            self.require(index)
+        if self.is_array(obj):
+            return obj  # already a CuPy array: skip the capsule round trip
+        return self.cupy.from_dlpack(obj)
 
 
 BACKEND = CUDABackend()

@@ -1,12 +1,14 @@
 """GPU telemetry through NVML (package ``nvidia-ml-py``, imported as ``pynvml``).
 
 A CUDA index is mapped to its NVML handle by PCI bus id, because CUDA and NVML may
-enumerate GPUs in different orders. Every failure — no pynvml, no driver, an
-unsupported query — yields None for that field, never an exception.
+enumerate GPUs in different orders (and ``CUDA_VISIBLE_DEVICES`` renumbers CUDA's).
+Every failure — no pynvml, no driver, an unsupported query, a GPU that cannot be matched
+for sure — yields None for that field, never an exception.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -36,23 +38,33 @@ def _cuda_pci_bus_id(index: int) -> str | None:
 
 
 def handle_for_cuda_index(index: int) -> Any | None:
-    """The NVML handle of ``cuda:index``, matched by PCI bus id (falling back to index)."""
+    """The NVML handle of ``cuda:index``, matched by PCI bus id.
+
+    Without a bus-id match, NVML's own index is used only while ``CUDA_VISIBLE_DEVICES`` is
+    unset: once it is set, CUDA's index ``i`` is the i-th *listed* GPU, and NVML's ``i``
+    would name another one. Telemetry of the wrong GPU is worse than None.
+    """
     nvml = _nvml()
     if nvml is None:
         return None
     bus_id = _cuda_pci_bus_id(index)
     if bus_id is not None:
-        try:
-            return nvml.nvmlDeviceGetHandleByPciBusId(bus_id.encode())
-        except Exception:
-            try:
-                return nvml.nvmlDeviceGetHandleByPciBusId(bus_id)
-            except Exception:
-                pass
-    try:
-        return nvml.nvmlDeviceGetHandleByIndex(index)
-    except Exception:
+        handle = _handle_by_bus_id(nvml, bus_id)
+        if handle is not None:
+            return handle
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
         return None
+    return _safe(lambda: nvml.nvmlDeviceGetHandleByIndex(index))
+
+
+def _handle_by_bus_id(nvml: Any, bus_id: str) -> Any | None:
+    # Older nvidia-ml-py wants bytes, newer accepts both; try bytes first.
+    for key in (bus_id.encode(), bus_id):
+        try:
+            return nvml.nvmlDeviceGetHandleByPciBusId(key)
+        except Exception:
+            pass
+    return None
 
 
 def _safe(fn: Callable[[], Any]) -> Any:

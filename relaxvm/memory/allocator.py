@@ -8,6 +8,7 @@ pool logic is testable on the CPU with a fake one.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from relaxvm.devices.backend import ALIGNMENT, DeviceBackend
@@ -128,6 +129,17 @@ class Allocator:
             self._reserved_peak = self._reserved
         return handle
 
+    def _make_room(self) -> None:
+        """Free everything that may hold memory on this device, before the one retry.
+
+        A full ``gc.collect()`` first, as CuPy's pool does: tensors caught in reference
+        cycles then hand their blocks back, and ``empty_cache`` releases them with the
+        rest. It runs once per out-of-memory, never on the normal paths.
+        """
+        gc.collect()
+        self.empty_cache()
+        self.backend.release_foreign_caches(self.device.index)
+
     def _backend_free(self, handle: Any, nbytes: int) -> None:
         self.backend.raw_free(handle)
         self._reserved -= nbytes
@@ -155,8 +167,8 @@ class NaiveAllocator(Allocator):
         try:
             handle = self._backend_alloc(nbytes)
         except MemoryError:
-            self.backend.release_foreign_caches()
             self.num_alloc_retries += 1
+            self._make_room()
             try:
                 handle = self._backend_alloc(nbytes)
             except MemoryError as exc:

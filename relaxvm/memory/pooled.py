@@ -9,8 +9,9 @@ Policy (see docs/memory.md for the measurements behind it):
   fragmentation of 1.0 on them.
 * On an exact-size miss, the smallest cached block of up to twice the request is
   reused. Dynamic shapes (a growing sequence, a variable batch) otherwise never hit.
-* When the device (or ``limit_bytes``) refuses a request, every cached block is released
-  and the request retried once; a second refusal raises OutOfMemoryError.
+* When the device (or ``limit_bytes``) refuses a request, unreachable tensors are
+  collected, every cached block is released (ours, and CuPy's pool on that device) and
+  the request retried once; a second refusal raises OutOfMemoryError.
 * A block still viewed by an array outside relaxvm when it is freed is not cached:
   handing it out again would let that array see someone else's data.
 """
@@ -149,8 +150,7 @@ class PooledAllocator(Allocator):
             handle = self._backend_alloc(size)
         except MemoryError:
             self.num_alloc_retries += 1
-            self.empty_cache()
-            self.backend.release_foreign_caches()
+            self._make_room()
             try:
                 handle = self._backend_alloc(size)
             except MemoryError as exc:

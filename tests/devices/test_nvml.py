@@ -12,9 +12,17 @@ from relaxvm.devices import nvml
 
 @pytest.fixture
 def fresh_nvml(monkeypatch):
-    """Forget whether NVML was initialized, and hide CuPy so bus ids come from nowhere."""
+    """Forget whether NVML was initialized, hide CuPy so bus ids come from nowhere, and
+    unset CUDA_VISIBLE_DEVICES."""
     monkeypatch.setitem(nvml._state, "initialized", None)
     monkeypatch.setitem(sys.modules, "cupy", None)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def install_fake_cupy_bus_ids(monkeypatch):
+    runtime = types.SimpleNamespace(deviceGetPCIBusId=lambda i: f"0000:{i + 0x17:02x}:00.0")
+    monkeypatch.setitem(sys.modules, "cupy",
+                        types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime)))
 
 
 def install_fake_pynvml(monkeypatch, init_error: Exception | None = None):
@@ -78,10 +86,41 @@ def test_telemetry_reads_fields_and_leaves_unsupported_ones_none(fresh_nvml, mon
 def test_handle_is_matched_by_pci_bus_id_when_cupy_knows_it(fresh_nvml, monkeypatch):
     fake = install_fake_pynvml(monkeypatch)
     fake.nvmlDeviceGetHandleByPciBusId = lambda bus: ("by-bus", bus)
-    runtime = types.SimpleNamespace(deviceGetPCIBusId=lambda i: f"0000:{i + 0x17:02x}:00.0")
-    monkeypatch.setitem(sys.modules, "cupy",
-                        types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime)))
+    install_fake_cupy_bus_ids(monkeypatch)
     assert nvml.handle_for_cuda_index(1) == ("by-bus", b"0000:18:00.0")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    assert nvml.handle_for_cuda_index(1) == ("by-bus", b"0000:18:00.0"), \
+        "a bus-id match is right whatever CUDA_VISIBLE_DEVICES says"
+
+
+def test_bus_id_given_as_str_when_pynvml_refuses_bytes(fresh_nvml, monkeypatch):
+    fake = install_fake_pynvml(monkeypatch)
+
+    def by_bus(bus):
+        if isinstance(bus, bytes):
+            raise TypeError("expected str")
+        return ("by-bus", bus)
+
+    fake.nvmlDeviceGetHandleByPciBusId = by_bus
+    install_fake_cupy_bus_ids(monkeypatch)
+    assert nvml.handle_for_cuda_index(0) == ("by-bus", "0000:17:00.0")
+
+
+def test_unmatched_gpu_falls_back_to_nvml_index_only_without_cuda_visible_devices(
+        fresh_nvml, monkeypatch):
+    install_fake_pynvml(monkeypatch)  # its bus-id lookup always fails
+    install_fake_cupy_bus_ids(monkeypatch)
+    assert nvml.handle_for_cuda_index(1) == ("handle", 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # cuda:1 is NVML's GPU 3, not 1
+    assert nvml.handle_for_cuda_index(1) is None
+    assert nvml.telemetry(1) is None
+
+
+def test_no_bus_id_and_cuda_visible_devices_set_gives_no_telemetry(fresh_nvml, monkeypatch):
+    install_fake_pynvml(monkeypatch)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # and no CuPy to ask for the bus id
+    assert nvml.handle_for_cuda_index(0) is None and nvml.telemetry(0) is None
+    assert nvml.device_count() == 1, "NVML itself still works"
 
 
 def test_every_query_failing_still_returns_a_dict_of_nones(fresh_nvml, monkeypatch):

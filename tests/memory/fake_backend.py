@@ -37,6 +37,7 @@ class FakeBackend(DeviceBackend):
         self.allocs: list[int] = []
         self.frees: list[int] = []
         self.foreign_releases = 0
+        self.foreign_release_indices: list[int] = []
         self._failures_left = 0
         self._serial = 0
 
@@ -69,5 +70,6 @@ class FakeBackend(DeviceBackend):
         del self.live[handle.serial]
         self.frees.append(handle.nbytes)
 
-    def release_foreign_caches(self) -> None:
+    def release_foreign_caches(self, index: int) -> None:
         self.foreign_releases += 1
+        self.foreign_release_indices.append(index)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from fake_backend import FakeBackend
 
 import relaxvm
 from relaxvm.errors import OutOfMemoryError
-from relaxvm.memory import NaiveAllocator, PooledAllocator
+from relaxvm.memory import NaiveAllocator, PooledAllocator, Storage
 
 STAT_NAMES = {
     "allocated_bytes.current", "allocated_bytes.peak", "reserved_bytes.current",
@@ -68,6 +70,35 @@ def test_naive_retries_once_after_releasing_foreign_caches():
     assert buf.nbytes == 64
     assert backend.foreign_releases == 1
     assert alloc.stats()["num_alloc_retries"] == 1 and alloc.stats()["num_ooms"] == 0
+
+
+@pytest.mark.parametrize("cls", [NaiveAllocator, PooledAllocator])
+def test_foreign_caches_are_released_on_the_device_that_ran_out(cls):
+    backend = FakeBackend()
+    alloc = cls(relaxvm.cpu(3), backend)
+    backend.fail_next(1)
+    alloc.alloc(64)
+    assert backend.foreign_release_indices == [3]
+
+
+@pytest.mark.parametrize("cls", [NaiveAllocator, PooledAllocator])
+def test_oom_path_collects_storages_caught_in_reference_cycles(cls):
+    alloc = cls(relaxvm.cpu(0), FakeBackend(), limit_bytes=8192)
+    was_enabled = gc.isenabled()
+    gc.disable()  # only the OOM path may run the cycle collector here
+    try:
+        cycle: list = [Storage(alloc.alloc(8192))]
+        cycle.append(cycle)
+        del cycle  # unreachable, but reference counting alone cannot free it
+        assert alloc.allocated_bytes == 8192
+        buf = alloc.alloc(8192)
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert buf.nbytes == 8192
+    stats = alloc.stats()
+    assert (stats["num_alloc_retries"], stats["num_ooms"]) == (1, 0)
+    assert stats["allocated_bytes.current"] == 8192 == stats["reserved_bytes.current"]
 
 
 def test_naive_raises_out_of_memory_after_the_retry_fails():

@@ -1,15 +1,24 @@
-"""PooledAllocator: rounding, reuse, the 2x fallback, empty_cache, stats and the OOM path."""
+"""PooledAllocator: rounding, reuse, the 2x fallback, empty_cache, stats and the OOM path.
+
+Most tests drive the pool with a fake backend; the last ones run it on the real backend
+of every device (``dev``), so the GPU run checks the same OOM path against cudaMalloc.
+"""
 
 from __future__ import annotations
 
+import re
+import weakref
+
+import numpy as np
 import pytest
 from fake_backend import FakeBackend
 
 import relaxvm
 from relaxvm.errors import OutOfMemoryError
 from relaxvm.memory import PooledAllocator, round_size
+from relaxvm.tensor import empty
 
-KIB, MIB = 1 << 10, 1 << 20
+KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
 
 def pool(limit: int | None = None, capacity: int | None = None):
@@ -211,3 +220,71 @@ def test_free_does_not_allocate_from_the_backend():
     backend.fail_next(10)
     alloc.free(buf)  # must not need the device, which is refusing everything now
     assert alloc.cached_bytes == 4 * KIB and backend.allocs == [4 * KIB]
+
+
+# -- on the real backend of every device -----------------------------------------------------
+def weak(handle):
+    """A weak reference to a raw block, or None where the backend's type has none."""
+    try:
+        return weakref.ref(handle)
+    except TypeError:
+        return None
+
+
+def test_real_backend_oom_is_clean_and_the_pool_stays_usable(dev):
+    pool = PooledAllocator(dev, limit_bytes=64 * KIB)
+    assert pool.backend is dev.backend
+    live = pool.alloc(32 * KIB)
+    cached = pool.alloc(16 * KIB)
+    handles = [weak(live.handle), weak(cached.handle)]
+    pool.free(cached)              # cached, then released by the OOM path before its retry
+    del cached
+    with pytest.raises(OutOfMemoryError, match=re.escape(
+            f"PooledAllocator.alloc: out of memory on {dev}: tried to allocate 40000 bytes "
+            f"(a 40960-byte block) with 32768 bytes allocated and 32768 bytes reserved, limit "
+            f"65536 (limit of 65536 bytes reached)")) as info:
+        pool.alloc(40000)
+    err = info.value
+    assert (err.device, err.requested_bytes, err.limit_bytes) == (dev, 40000, 64 * KIB)
+    assert (err.allocated_bytes, err.reserved_bytes) == (32 * KIB, 32 * KIB)
+    stats = pool.stats()
+    assert (stats["num_ooms"], stats["num_alloc_retries"], pool.cached_bytes) == (1, 1, 0)
+
+    t = empty((8 * KIB,), "float32", dev, allocator=pool)  # 32 KiB: fits beside `live`
+    t.copyfrom(np.arange(8 * KIB, dtype="float32"))
+    np.testing.assert_array_equal(t.numpy(), np.arange(8 * KIB, dtype="float32"))
+    del t
+    pool.free(live)
+    del live
+    assert pool.empty_cache() == 64 * KIB
+    stats = pool.stats()
+    assert stats["allocated_bytes.current"] == 0 == stats["reserved_bytes.current"]
+    assert stats["num_allocs"] == stats["num_frees"] == 3
+    assert stats["num_blocks_dropped_in_use"] == 0
+    assert all(ref() is None for ref in handles if ref is not None), "a raw block leaked"
+
+
+@pytest.mark.cuda
+def test_cuda_oom_past_total_memory_drains_cupys_pool_and_leaks_nothing():
+    import cupy
+    dev = relaxvm.cuda(0)
+    with cupy.cuda.Device(0):
+        cupy_pool = cupy.get_default_memory_pool()
+        scratch = cupy.ones(1 << 20, "float32")  # freed into CuPy's pool
+        del scratch
+        assert cupy_pool.free_bytes() > 0
+    pool = PooledAllocator(dev)
+    pool.free(pool.alloc(MIB))
+    request = dev.total_global_memory + GIB
+    with pytest.raises(OutOfMemoryError, match=(
+            rf"out of memory on cuda:0: tried to allocate {request} bytes \(a "
+            rf"{round_size(request)}-byte block\) with 0 bytes allocated and 0 bytes reserved "
+            rf"\(cudaMalloc of {round_size(request)} bytes on cuda:0 failed: ")) as info:
+        pool.alloc(request)
+    assert info.value.device is dev and isinstance(info.value.__cause__, MemoryError)
+    with cupy.cuda.Device(0):
+        assert cupy_pool.free_bytes() == 0, "the OOM path must drain CuPy's pool"
+    stats = pool.stats()
+    assert (stats["num_ooms"], stats["num_alloc_retries"]) == (1, 1)
+    assert stats["reserved_bytes.current"] == 0 == pool.cached_bytes
+    assert pool.alloc(MIB).nbytes == MIB, "the pool stays usable"
