@@ -1,6 +1,7 @@
-"""Graph passes, each one module: simplify (inference, folding, DCE), placement, fuse,
-memplan. :func:`relaxvm.compiler.build.lower` runs them in order."""
+"""Graph passes, each one module: simplify (inference, folding, DCE), algebra
+(strength reduction), placement, fuse, memplan. :func:`relaxvm.compiler.build.lower` runs them in order."""
 
+from relaxvm.compiler.passes.algebra import reduce_strength
 from relaxvm.compiler.passes.fuse import fuse_elementwise
 from relaxvm.compiler.passes.memplan import MemoryPlan, check_plan, plan_memory
 from relaxvm.compiler.passes.placement import place_devices
@@ -12,4 +13,5 @@ from relaxvm.compiler.passes.simplify import (
 )
 
 __all__ = ["MemoryPlan", "check_plan", "eliminate_dead_code", "fold_constants",
-           "fuse_elementwise", "infer_shapes", "place_devices", "plan_memory", "replace_uses"]
+           "fuse_elementwise", "infer_shapes", "place_devices", "plan_memory", "reduce_strength",
+           "replace_uses"]

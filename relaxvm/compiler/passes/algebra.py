@@ -1,0 +1,69 @@
+"""Strength reduction: ``power`` by a small constant exponent becomes cheaper ops.
+
+NumPy's float32 ``power`` by a scalar 3.0 runs a general ``pow`` per element (measured
+18 ms for 393k elements, against 0.06 ms for ``x * x * x``), and GPT-2's tanh-GELU
+cubes every activation. So ``x ** 2`` becomes ``x * x``, ``x ** 3`` ``(x * x) * x``,
+``x ** 4`` ``(x * x) * (x * x)``, ``x ** 0.5`` ``sqrt(x)``, ``x ** -1``
+``reciprocal(x)``, ``x ** -0.5`` ``rsqrt(x)`` and ``x ** 1`` ``identity(x)``. Products
+round once more than ``pow`` (a relative error of about two ulps), which every
+float tolerance allows. Only float tensors whose shape the exponent does not broadcast
+are rewritten; the rewritten chain is elementwise, so fusion merges it afterwards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from relaxvm.compiler.ir import Graph, Node, Value
+
+#: exponent -> the chain: each step is (op, operand indices into [x, t0, t1, ...]).
+CHAINS: dict[float, tuple[tuple[str, tuple[int, ...]], ...]] = {
+    1.0: (("identity", (0,)),),
+    2.0: (("multiply", (0, 0)),),
+    3.0: (("multiply", (0, 0)), ("multiply", (1, 0))),
+    4.0: (("multiply", (0, 0)), ("multiply", (1, 1))),
+    0.5: (("sqrt", (0,)),),
+    -0.5: (("rsqrt", (0,)),),
+    -1.0: (("reciprocal", (0,)),),
+}
+
+
+def _exponent(node: Node) -> float | None:
+    """The constant scalar exponent of a rewritable ``power`` node, else None."""
+    x, e = node.inputs[0], node.inputs[1]
+    if x is None or e is None or not e.is_constant or e.data is None or e.data.size != 1:
+        return None
+    out = node.outputs[0]
+    if not x.dtype.startswith("float") or x.dtype == "bfloat16" or \
+            tuple(out.shape) != tuple(x.shape) or out.dtype != x.dtype:
+        return None
+    value = float(np.asarray(e.data).reshape(-1)[0])
+    return value if value in CHAINS else None
+
+
+def _chain(node: Node, exponent: float) -> list[Node]:
+    x, out = node.inputs[0], node.outputs[0]
+    values: list[Value] = [x]  # type: ignore[list-item]
+    steps = CHAINS[exponent]
+    nodes = []
+    for k, (op, operands) in enumerate(steps):
+        last = k == len(steps) - 1
+        target = out if last else Value(f"{out.name}.pow{k}", x.shape, x.dtype,  # type: ignore
+                                        device=out.device)
+        nodes.append(Node(op, [values[i] for i in operands], [target], {},
+                          name=f"{node.name or 'power'}.{op}", device=node.device))
+        values.append(target)
+    return nodes
+
+
+def reduce_strength(graph: Graph) -> Graph:
+    """Rewrite every ``power`` by a constant exponent in :data:`CHAINS` (in place)."""
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        exponent = _exponent(node) if node.op == "power" else None
+        if exponent is None:
+            nodes.append(node)
+        else:
+            nodes.extend(_chain(node, exponent))
+    graph.nodes = nodes
+    return graph
