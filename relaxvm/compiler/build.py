@@ -2,13 +2,14 @@
 
 Pipeline (``opt_level`` picks the optional passes)::
 
-    from_onnx -> infer_shapes -> [fold_constants -> reduce_strength] -> eliminate_dead_code
+    from_onnx -> infer_shapes -> [fold_constants -> reduce_strength -> fold_batch_norm]
+              -> eliminate_dead_code
               -> place_devices -> [fuse_elementwise] -> plan_memory -> codegen
 
 * ``opt_level=0``: no folding, no fusion, every tensor in its own pooled storage
   (the unplanned baseline);
-* ``opt_level=1``: constant folding, strength reduction (``x ** 3`` -> ``x * x * x``)
-  and the static memory plan;
+* ``opt_level=1``: constant folding, strength reduction (``x ** 3`` -> ``x * x * x``),
+  batch-norm folding into convolutions, and the static memory plan;
 * ``opt_level=2`` (default): also elementwise fusion.
 
 :func:`memory_report` returns the plan's numbers (planned peak against the lower
@@ -24,7 +25,7 @@ from typing import Any
 import relaxvm.compiler.ops  # noqa: F401  (registers the op table)
 from relaxvm.compiler.codegen import generate
 from relaxvm.compiler.ir import Graph, clone
-from relaxvm.compiler.passes.algebra import reduce_strength
+from relaxvm.compiler.passes.algebra import fold_batch_norm, reduce_strength
 from relaxvm.compiler.passes.fuse import fuse_elementwise
 from relaxvm.compiler.passes.memplan import MemoryPlan, plan_memory
 from relaxvm.compiler.passes.placement import place_devices
@@ -83,7 +84,7 @@ def lower(model_or_graph: Any, target: Any = "cpu", shape_dict: Mapping[str, Any
     devices = resolve_devices(target)
     graph = infer_shapes(_graph(model_or_graph, shape_dict))
     if opt_level >= 1:
-        graph = reduce_strength(fold_constants(graph))
+        graph = fold_batch_norm(reduce_strength(fold_constants(graph)))
     graph = eliminate_dead_code(graph)
     placed = {k: v if isinstance(v, Device) else parse_device(v)
               for k, v in (placement or {}).items()}

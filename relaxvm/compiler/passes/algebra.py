@@ -1,4 +1,9 @@
-"""Strength reduction: ``power`` by a small constant exponent becomes cheaper ops.
+"""Algebraic rewrites that make a graph cheaper without changing what it computes.
+
+* :func:`fold_batch_norm`: an inference BatchNormalization right after a convolution
+  with constant weights is folded into the convolution's weights and bias (one pass
+  over the activations instead of two; ResNet-18 has 20 of them).
+* :func:`reduce_strength`: ``power`` by a small constant exponent becomes cheaper ops.
 
 NumPy's float32 ``power`` by a scalar 3.0 runs a general ``pow`` per element (measured
 18 ms for 393k elements, against 0.06 ms for ``x * x * x``), and GPT-2's tanh-GELU
@@ -54,6 +59,55 @@ def _chain(node: Node, exponent: float) -> list[Node]:
                           name=f"{node.name or 'power'}.{op}", device=node.device))
         values.append(target)
     return nodes
+
+
+def _foldable_batch_norm(node: Node, users: dict[int, list[Node]], returned: set[int]
+                         ) -> Node | None:
+    """The conv2d producer a batch_norm node can be folded into, else None."""
+    x = node.inputs[0]
+    conv = x.producer if x is not None else None
+    if conv is None or conv.op != "conv2d" or x.uid in returned or \
+            len(users.get(x.uid, [])) != 1:
+        return None
+    w, b = conv.inputs[1], conv.inputs[2] if len(conv.inputs) > 2 else None
+    params = [w, b, *node.inputs[1:5]]
+    if any(v is not None and not v.is_constant for v in params) or w is None or \
+            not w.dtype.startswith("float") or any(v is None for v in node.inputs[1:5]):
+        return None
+    return conv
+
+
+def fold_batch_norm(graph: Graph) -> Graph:
+    """Fold ``batch_norm(conv2d(x, w, b))`` into ``conv2d(x, w * s, (b - mean) * s + beta)``
+    with ``s = scale / sqrt(var + epsilon)`` (computed in float64, stored in w's dtype)."""
+    users = graph.consumers()
+    returned = {v.uid for v in graph.outputs}
+    dropped: set[int] = set()
+    for node in graph.nodes:
+        conv = _foldable_batch_norm(node, users, returned) if node.op == "batch_norm" else None
+        if conv is None:
+            continue
+        w = conv.inputs[1]
+        scale, beta, mean, var = (np.asarray(v.data, np.float64)  # type: ignore[union-attr]
+                                  for v in node.inputs[1:5])
+        s = scale / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+        weights = np.asarray(w.data, np.float64)  # type: ignore[union-attr]
+        bias_in = conv.inputs[2] if len(conv.inputs) > 2 else None
+        bias = np.zeros(weights.shape[0]) if bias_in is None else \
+            np.asarray(bias_in.data, np.float64)  # type: ignore[union-attr]
+        dtype = w.dtype  # type: ignore[union-attr]
+        folded_w = weights * s.reshape(-1, *[1] * (weights.ndim - 1))
+        new_w = Value(f"{w.name}.bn", data=folded_w.astype(dtype))  # type: ignore[union-attr]
+        new_b = Value(f"{node.name or 'batch_norm'}.bias",
+                      data=((bias - mean) * s + beta).astype(dtype))
+        inputs = list(conv.inputs) + [None] * (3 - len(conv.inputs))
+        conv.inputs = [inputs[0], new_w, new_b]
+        conv.outputs = list(node.outputs)
+        for out in conv.outputs:
+            out.producer = conv
+        dropped.add(id(node))
+    graph.nodes = [n for n in graph.nodes if id(n) not in dropped]
+    return graph
 
 
 def reduce_strength(graph: Graph) -> Graph:
