@@ -1,6 +1,8 @@
 """VM dispatch overhead: relaxvm against TVM's Relax VM in the same process.
 
-(a) us per call of a 3-op program (matmul, relu, add on 32x32 float32; NumPy kernels);
+(a) us per call of a 3-op program (matmul, relu, add on 32x32 float32; NumPy kernels), with
+    the parameter checks TVM's compiled program runs (check_tensor_info and match_shape on
+    each of the 3 inputs), so both sides do the same work;
 (b) ns per instruction over a chain of 1000 calls of a trivial registered Python function,
     and of a builtin (shape_of);
 (c) us per call of an empty function.
@@ -9,7 +11,9 @@ TVM (the ``bench`` extra's apache-tvm) builds the same programs with its ExecBui
 relax.build on llvm. Targets, as ratios relaxvm / TVM: (a) <= 0.5, (b) <= 1.0 for the
 Python function and <= 2.0 for the builtin, (c) <= 1.0.
 
-    python bench/bench_dispatch.py [--csv out.csv] [--json out.json] [--quick]
+    python bench/bench_dispatch.py [--csv out.csv] [--json out.json] [--quick] [--no-tvm]
+
+``--quick`` uses ~1/20 of the timing budget (a smoke run; numbers are noisier).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,17 +38,29 @@ from relaxvm.vm import ExecBuilder, VirtualMachine  # noqa: E402
 CHAIN = 1000
 
 
-def best_per_call(fn: Callable[[], Any], min_time: float = 0.2, repeats: int = 5) -> float:
-    """Seconds per call: the best of ``repeats`` timed loops each lasting ~min_time/repeats."""
+@dataclass(frozen=True)
+class Budget:
+    """Timing budget of one measurement: a calibration run, then ``repeats`` timed loops
+    lasting ~``min_time`` in all."""
+    min_time: float = 0.2
+    repeats: int = 5
+    calibrate: float = 0.02
+
+
+FULL, QUICK = Budget(), Budget(min_time=0.01, repeats=3, calibrate=0.002)
+
+
+def best_per_call(fn: Callable[[], Any], budget: Budget = FULL) -> float:
+    """Seconds per call: the best of the budget's timed loops."""
     fn()
     n, start = 1, time.perf_counter()
-    while time.perf_counter() - start < 0.02:
+    while time.perf_counter() - start < budget.calibrate:
         fn()
         n += 1
     per = (time.perf_counter() - start) / n
-    loops = max(1, int(min_time / repeats / max(per, 1e-9)))
+    loops = max(1, int(budget.min_time / budget.repeats / max(per, 1e-9)))
     best = float("inf")
-    for _ in range(repeats):
+    for _ in range(budget.repeats):
         t0 = time.perf_counter()
         for _ in range(loops):
             fn()
@@ -54,6 +71,12 @@ def best_per_call(fn: Callable[[], Any], min_time: float = 0.2, repeats: int = 5
 # -- relaxvm programs ----------------------------------------------------------------------
 def ours_three_op(ib: Any, f32: Any) -> None:
     with ib.function("main", num_inputs=3, param_names=["x", "w", "b"]):
+        for i, name in enumerate("xwb"):   # what TVM's relax.build emits for each input
+            ctx = f"main: parameter {name} expects float32[32, 32]"
+            ib.emit_call("vm.builtin.check_tensor_info", args=[ib.r(i), ib.imm(2), f32, ctx])
+            ib.emit_call("vm.builtin.match_shape", args=[ib.r(i), ib.void_arg(), ib.imm(2),
+                                                         ib.imm(0), ib.imm(32), ib.imm(0),
+                                                         ib.imm(32), ctx])
         ib.emit_call("vm.builtin.alloc_storage", args=[ib.vm_state(), (3 * 4096,), ib.imm(0),
                                                          relaxvm.DataType("uint8")], dst=ib.r(3))
         for i, reg in enumerate((4, 5, 6)):
@@ -77,7 +100,7 @@ def build_empty(ib: Any) -> None:
         ib.emit_ret(ib.r(0))
 
 
-def relaxvm_numbers() -> dict[str, float]:
+def relaxvm_numbers(budget: Budget = FULL) -> dict[str, float]:
     relaxvm.vm.register_func("bench.identity", lambda x: x, override=True)
     ib = ExecBuilder()
     ours_three_op(ib, relaxvm.DataType("float32"))
@@ -91,6 +114,7 @@ def relaxvm_numbers() -> dict[str, float]:
                                                        "empty"))
     expected = np.maximum(x.numpy() @ w.numpy(), 0) + b.numpy()
     np.testing.assert_allclose(main(x, w, b).numpy(), expected, rtol=1e-5, atol=1e-5)
+    _expect_rejected(main, x, w, relaxvm.tensor(np.zeros((32, 3), np.float32)))
     xn, wn, bn = x.array, w.array, b.array
     out = [np.empty((32, 32), np.float32) for _ in range(3)]
 
@@ -100,16 +124,25 @@ def relaxvm_numbers() -> dict[str, float]:
         np.add(out[1], bn, out=out[2])
 
     return {
-        "profile_overhead_us": profile_overhead_us(vm, x),
-        "three_op_us": best_per_call(lambda: main(x, w, b)) * 1e6,
-        "numpy_three_op_us": best_per_call(numpy_three_op) * 1e6,
-        "chain_py_ns": best_per_call(lambda: chain_py(x)) * 1e9 / CHAIN,
-        "chain_builtin_ns": best_per_call(lambda: chain_b(x)) * 1e9 / CHAIN,
-        "empty_us": best_per_call(lambda: empty(x)) * 1e6,
+        "profile_overhead_us": profile_overhead_us(vm, x, budget),
+        "three_op_us": best_per_call(lambda: main(x, w, b), budget) * 1e6,
+        "numpy_three_op_us": best_per_call(numpy_three_op, budget) * 1e6,
+        "chain_py_ns": best_per_call(lambda: chain_py(x), budget) * 1e9 / CHAIN,
+        "chain_builtin_ns": best_per_call(lambda: chain_b(x), budget) * 1e9 / CHAIN,
+        "empty_us": best_per_call(lambda: empty(x), budget) * 1e6,
     }
 
 
-def profile_overhead_us(vm: Any, x: Any) -> float:
+def _expect_rejected(main: Callable[..., Any], *args: Any) -> None:
+    """The parameter checks run: a wrong shape must fail (as TVM's program does)."""
+    try:
+        main(*args)
+    except ValueError:
+        return
+    raise AssertionError("the 3-op program accepted a float32[32, 3] input")
+
+
+def profile_overhead_us(vm: Any, x: Any, budget: Budget = FULL) -> float:
     """Host time profile() adds per op: the timed run of the 1000-call chain, minus plain."""
     from relaxvm.vm.profiler import _profile_translation, _Recorder
     translation, state = _profile_translation(vm)
@@ -120,7 +153,7 @@ def profile_overhead_us(vm: Any, x: Any) -> float:
         state["recorder"] = _Recorder()
         profiled(x)
 
-    overhead = best_per_call(timed_run) - best_per_call(lambda: plain(x))
+    overhead = best_per_call(timed_run, budget) - best_per_call(lambda: plain(x), budget)
     state["recorder"] = None
     return overhead * 1e6 / CHAIN
 
@@ -146,7 +179,7 @@ def _tvm_three_op_module() -> Any:
     return ThreeOp
 
 
-def tvm_numbers() -> dict[str, float] | None:
+def tvm_numbers(budget: Budget = FULL) -> dict[str, float] | None:
     try:
         import tvm
         from tvm import relax
@@ -171,10 +204,10 @@ def tvm_numbers() -> dict[str, float] | None:
                                atol=1e-4)
     chain_py, chain_b, empty = (vm[n] for n in ("chain_py", "chain_builtin", "empty"))
     return {
-        "three_op_us": best_per_call(lambda: main(x, w, b)) * 1e6,
-        "chain_py_ns": best_per_call(lambda: chain_py(x)) * 1e9 / CHAIN,
-        "chain_builtin_ns": best_per_call(lambda: chain_b(x)) * 1e9 / CHAIN,
-        "empty_us": best_per_call(lambda: empty(x)) * 1e6,
+        "three_op_us": best_per_call(lambda: main(x, w, b), budget) * 1e6,
+        "chain_py_ns": best_per_call(lambda: chain_py(x), budget) * 1e9 / CHAIN,
+        "chain_builtin_ns": best_per_call(lambda: chain_b(x), budget) * 1e9 / CHAIN,
+        "empty_us": best_per_call(lambda: empty(x), budget) * 1e6,
     }
 
 
@@ -191,11 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv")
     parser.add_argument("--json")
     parser.add_argument("--no-tvm", action="store_true", help="skip the TVM peer")
+    parser.add_argument("--quick", action="store_true",
+                        help="short timing budgets (a smoke run; noisier numbers)")
     args = parser.parse_args(argv)
+    budget = QUICK if args.quick else FULL
     print("measuring relaxvm ...", file=sys.stderr)
-    ours = relaxvm_numbers()
+    ours = relaxvm_numbers(budget)
     theirs = None if args.no_tvm else (print("measuring TVM ...", file=sys.stderr) or
-                                      tvm_numbers())
+                                      tvm_numbers(budget))
     rows = []
     for label, key, target in ROWS:
         peer = theirs.get(key) if theirs else None
@@ -215,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                  "status": ""})
     print_table(rows, title="relaxvm VM dispatch vs TVM (same process)")
     if theirs is None and not args.no_tvm:
-        print("TVM peer not installed (pip install 'relaxvm[bench]' apache-tvm); ratios omitted")
+        print("TVM peer not installed (pip install 'relaxvm[bench]', which includes "
+              "apache-tvm); ratios omitted")
     write_outputs(rows, args.csv, args.json)
     return 0
 

@@ -14,6 +14,10 @@ Differences from TVM, all deliberate:
   when ``function()`` later defines it, so forward references just work (TVM keeps it
   packed and the VM fails to load).
 * ``f(name)`` may name a function defined later; ``get()`` reports it if it never is.
+* A name ``emit_call`` auto-declared must, by ``get()``, be defined here, be a vm.builtin,
+  a ``register_func`` function or a kernel; otherwise ``get()`` reports the unknown callee
+  (as the issue asks; TVM only fails when the VM loads). ``declare_function(name)`` opts a
+  name out, for functions registered after the build.
 * In ``emit_call`` args, ``bool``, ``None``, ``float``, ``str``, lists, arrays and tensors
   become constants. A plain ``int`` is still taken as an **already-encoded argument
   word**, as in TVM: ``5`` means register 5, not the number 5 — write ``ib.imm(5)``.
@@ -339,6 +343,7 @@ class ExecBuilder:
             data.extend(ins.encode())
         exe = Executable(table, list(self._constants), offsets, data)
         check_executable(exe, "ExecBuilder.get", BuildError)
+        self._check_callees()
         return exe
 
     def _check_functions(self) -> None:
@@ -355,6 +360,26 @@ class ExecBuilder:
             if info.kind == FuncKind.VM_FUNC and info.start_instr == info.end_instr:
                 raise BuildError(f"ExecBuilder.get: function {info.name!r} has no "
                                  f"instructions; it needs at least a Ret")
+
+    def _check_callees(self) -> None:
+        """BuildError for a call of a name that ``emit_call`` declared implicitly and that
+        resolves to nothing: not defined here, not declared, not a vm.builtin, not
+        registered with register_func, not a kernel."""
+        from relaxvm.vm.resolve import close_packed_names, packed_exists
+        unknown = {self._map[n] for n in self._auto - self._referenced if not packed_exists(n)}
+        if not unknown:
+            return
+        pc, ins = next((pc, ins) for pc, ins in enumerate(self._instrs)
+                       if isinstance(ins, Call) and ins.func_idx in unknown)
+        name = self._table[ins.func_idx].name
+        caller = next(f for f in self._table if f.kind == FuncKind.VM_FUNC
+                      and f.start_instr <= pc < f.end_instr)
+        hint = close_packed_names(name, [f.name for f in self._table])
+        raise BuildError(
+            f"ExecBuilder.get: function {caller.name!r}, instruction {pc - caller.start_instr} "
+            f"calls unknown function {name!r}: it is not defined in this builder, not a "
+            f"vm.builtin, not registered with register_func and not a kernel{hint}; to call a "
+            f"function registered later, declare it with ib.declare_function({name!r})")
 
 
 def _check_reads(info: FunctionInfo, body: list[Instruction], names: list[str]) -> None:

@@ -51,6 +51,20 @@ def vm_frames(exc: BaseException, vm: Any) -> list[tuple[int, int]]:
     return frames
 
 
+STACK_EDGE = 5  # frames shown at each end of a long VM call stack
+
+
+def _format_stack(exe: Any, frames: list[tuple[int, int]]) -> str:
+    """``inner@3 <- outer@0``, innermost first; past 2 * STACK_EDGE + 1 frames (deep
+    recursion), only the innermost and outermost STACK_EDGE and a count of the rest."""
+    labels = [f"{exe.func_table[f].name}@{p - exe.func_table[f].start_instr}"
+              for f, p in reversed(frames)]
+    if len(labels) > 2 * STACK_EDGE + 1:
+        hidden = len(labels) - 2 * STACK_EDGE
+        labels = [*labels[:STACK_EDGE], f"... {hidden} more frames ...", *labels[-STACK_EDGE:]]
+    return " <- ".join(labels)
+
+
 def contextualize(exc: Exception, vm: Any) -> Exception:
     """An exception like ``exc`` whose message names the VM function, pc and callee."""
     if getattr(exc, "vm_context", None) is not None:
@@ -65,8 +79,7 @@ def contextualize(exc: Exception, vm: Any) -> Exception:
     callee = exe.func_table[ins.func_idx].name if hasattr(ins, "func_idx") else None
     where = f"instruction {pc - exe.func_table[func_index].start_instr}"
     what = f" (call {callee})" if callee else ""
-    stack = " <- ".join(f"{exe.func_table[f].name}@{p - exe.func_table[f].start_instr}"
-                        for f, p in reversed(frames))
+    stack = _format_stack(exe, frames)
     message = f"{fname}: {where}{what}: {type(exc).__name__}: {exc}"
     if len(frames) > 1:
         message += f"\n  VM call stack: {stack}"

@@ -18,7 +18,7 @@ import numpy as np
 
 from relaxvm.devices.device import CPU, Device, cpu
 from relaxvm.devices.device import device as parse_device
-from relaxvm.errors import ArgumentError, VMError
+from relaxvm.errors import ArgumentError, ExecutableFormatError, VMError
 from relaxvm.memory.allocator import Allocator
 from relaxvm.memory.manager import global_memory_manager, parse_memory_cfg
 from relaxvm.objects import DataType, Shape
@@ -26,9 +26,9 @@ from relaxvm.tensor import Tensor, tensor
 from relaxvm.vm import builtins as _builtins  # noqa: F401  (registers vm.builtin.*)
 from relaxvm.vm.closure import VMClosure
 from relaxvm.vm.errors import contextualize
-from relaxvm.vm.executable import Executable, FuncKind
+from relaxvm.vm.executable import Executable, FuncKind, check_executable
 from relaxvm.vm.resolve import resolve_packed
-from relaxvm.vm.translate import INSTRUMENT, PLAIN, PROFILE, Translation, compile_translation
+from relaxvm.vm.translate import INSTRUMENT, PLAIN, Translation, compile_translation
 
 
 class VMInstrumentReturnKind(enum.IntEnum):
@@ -41,7 +41,10 @@ class VirtualMachine:
     """Runs an Executable on one device or a list of devices (a CPU is always appended).
 
     ``memory_cfg``: None (pooled everywhere), "naive"/"pooled", or a dict Device -> kind.
-    ``profile=True`` prepares the per-op profiling translation up front.
+    ``profile=True`` builds the per-op profiling translation at construction, so the first
+    ``profile()`` call pays no translation cost; otherwise ``profile()`` builds it on first use.
+    The executable is validated first (as loading a file does): a defect raises
+    ExecutableFormatError instead of misbehaving at run time.
     """
 
     NAIVE_ALLOCATOR = 1
@@ -53,6 +56,7 @@ class VirtualMachine:
         if not isinstance(exe, Executable):
             raise TypeError(f"VirtualMachine: exe must be an Executable, got "
                             f"{type(exe).__name__}")
+        check_executable(exe, "VirtualMachine", ExecutableFormatError)
         self.exe = exe
         self.devices = _device_list(device)
         kinds = parse_memory_cfg(memory_cfg, self.devices)
@@ -82,7 +86,8 @@ class VirtualMachine:
         self._outputs: dict[str, Any] = {}
         self._profiler: Any = None
         if profile:
-            self._translate(PROFILE)
+            from relaxvm.vm.profiler import _profile_translation
+            _profile_translation(self)
 
     # -- loading ------------------------------------------------------------------------
     def _load_constant(self, value: Any) -> Any:
@@ -127,8 +132,9 @@ class VirtualMachine:
             names = [i.name for i, vm in zip(self.exe.func_table, self._is_vm_func) if vm]
             close = difflib.get_close_matches(name, names + list(self._saved), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise AttributeError(f"{where}: the executable has no function {name!r} "
-                                 f"(functions: {', '.join(names) or 'none'}){hint}")
+            raise AttributeError(f"{where}: unknown function {name!r}: the executable has no "
+                                 f"function {name!r} (functions: {', '.join(names) or 'none'})"
+                                 f"{hint}")
         return index
 
     def _convert_arg(self, value: Any, to_device: bool) -> Any:
@@ -160,13 +166,16 @@ class VirtualMachine:
                         raise ArgumentError(f"{name}: parameter {param} given both "
                                             f"positionally and by keyword")
                     if position > len(args):
-                        missing = params[len(args):position]
-                        raise ArgumentError(f"{name}: missing argument(s) {missing}")
+                        raise _missing(name, params, params[len(args):position])
                     args.append(kwargs[param])
+            if len(args) < info.num_args:
+                raise _missing(name, params, params[len(args):])
         if len(args) != info.num_args:
+            missing = params[len(args):]
             raise ArgumentError(
                 f"{name}: invoking function {name} expects {info.num_args} arguments "
-                f"({', '.join(params)}), but {len(args)} arguments were provided")
+                f"({', '.join(params)}), but {len(args)} arguments were provided"
+                + (f"; missing {', '.join(missing)}" if missing else ""))
         return [self._convert_arg(a, to_device) for a in args]
 
     def _invoke(self, index: int, args: Sequence[Any]) -> Any:
@@ -185,7 +194,7 @@ class VirtualMachine:
             return saved
         entry = self._entries.get(name)
         if entry is None:
-            index = self._function_index(name, "VirtualMachine[]")
+            index = self._function_index(name, f"vm[{name!r}]")
             entry = self._entries[name] = self._make_entry(name, index)
         return entry
 
@@ -249,6 +258,7 @@ class VirtualMachine:
     def get_outputs(self, func_name: str) -> Any:
         """The result of the last ``invoke_stateful(func_name)``; tuples nest as tuples."""
         if func_name not in self._outputs:
+            self._function_index(func_name, "get_outputs")  # unknown function: say so
             raise VMError(f"get_outputs: {func_name} has no outputs; call "
                           f"invoke_stateful({func_name!r}) first")
         return self._outputs[func_name]
@@ -315,6 +325,11 @@ class VirtualMachine:
 
     def __repr__(self) -> str:
         return f"<VirtualMachine on {', '.join(map(str, self.devices))}>"
+
+
+def _missing(name: str, params: list[str], missing: list[str]) -> ArgumentError:
+    return ArgumentError(f"{name}: missing argument for parameter(s) {', '.join(missing)} "
+                         f"(parameters are ({', '.join(params)}))")
 
 
 _PASSTHROUGH = frozenset({Tensor, int, float, bool, str, type(None), Shape, DataType, VMClosure})

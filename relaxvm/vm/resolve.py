@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from relaxvm.errors import VMError
@@ -29,6 +29,25 @@ def _kernel_registry() -> Any:
     return registry
 
 
+def packed_exists(name: str) -> bool:
+    """Whether ``name`` resolves: a vm.builtin, a register_func function or a kernel."""
+    if get_global_func(name, allow_missing=True) is not None:
+        return True
+    registry = _kernel_registry()
+    return registry is not None and registry.has_kernel(name)
+
+
+def close_packed_names(name: str, extra: Sequence[str] = ()) -> str:
+    """``"; did you mean a, b?"`` for names close to ``name`` among every packed function,
+    kernel and ``extra`` name, or ``""``."""
+    candidates = list_global_func_names() + [n for n in extra if n != name]
+    registry = _kernel_registry()
+    if registry is not None:
+        candidates += list(registry.kernel_names())
+    close = difflib.get_close_matches(name, candidates, n=3)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
 def resolve_packed(name: str, vm: Any) -> Callable[..., Any]:
     """The callable for packed function ``name``; VMError listing every place looked."""
     fn = get_global_func(name, allow_missing=True)
@@ -37,11 +56,7 @@ def resolve_packed(name: str, vm: Any) -> Callable[..., Any]:
     registry = _kernel_registry()
     if registry is not None and registry.has_kernel(name):
         return make_kernel_router(name, vm)
-    candidates = list_global_func_names()
-    if registry is not None:
-        candidates += list(registry.kernel_names())
-    close = difflib.get_close_matches(name, candidates, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    hint = close_packed_names(name)
     raise VMError(f"VirtualMachine: cannot find packed function {name!r}: it is not a "
                   f"vm.builtin, not registered with register_func, and not a kernel on any "
                   f"device{hint}")

@@ -1,9 +1,12 @@
 """Call sites specialised to their constant arguments, built once when a VM loads.
 
 Compiled programs allocate with constant shapes and dtypes: ``alloc_storage(vm, c[0], i0,
-c[1])`` and ``alloc_tensor(%s, i4096, c[2], c[3])``. Working out byte counts and NumPy
-dtypes from those constants on every call costs more than the allocation itself, so such
-sites get a closure with the answers precomputed. The closures take the same arguments as
+c[1])`` and ``alloc_tensor(%s, i4096, c[2], c[3])``, and check their parameters against
+constant types: ``check_tensor_info(%0, i2, c[4], c[5])``, ``match_shape(%0, %void, i2, i0,
+i32, i0, i32, c[5])``. Working out byte counts and NumPy dtypes from those constants on every
+call costs more than the work itself, so such sites get a closure with the answers
+precomputed; a check that does not pass on the fast path calls the generic builtin, which
+raises its usual error. The closures take the same arguments as
 the builtin, so the generated code does not change shape.
 """
 
@@ -94,7 +97,55 @@ def _fits(buffer: Any, offset: int, dims: tuple, np_dtype: Any) -> bool:
     return 0 <= offset and offset + nbytes <= buffer.nbytes
 
 
+def _check_tensor_info(words: tuple, vm: Any) -> Callable[..., Any] | None:
+    """Parameter checks with constant ndim and dtype: one attribute compare each on the
+    passing path; anything else goes to the generic builtin, which raises the error."""
+    from relaxvm.vm.builtins import check_tensor_info
+    if len(words) != 4:
+        return None
+    ndim, dtype = _constant(words[1], vm), _constant(words[2], vm)
+    if not isinstance(ndim, int) or ndim < 0 or dtype is _MISSING or dtype is None:
+        return None
+    try:
+        np_dtype = numpy_dtype(dtype)
+    except TypeError:
+        return None
+
+    def check_tensor_info_site(arg: Any, *rest: Any) -> None:
+        if arg.__class__ is Tensor:
+            array = arg.array
+            if array.ndim == ndim and array.dtype == np_dtype:
+                return
+        check_tensor_info(arg, *rest)
+
+    return check_tensor_info_site
+
+
+def _match_shape(words: tuple, vm: Any) -> Callable[..., Any] | None:
+    """A shape match whose every dimension is asserted equal to an immediate (code 0): one
+    tuple compare on the passing path."""
+    from relaxvm.vm.builtins import match_shape
+    if len(words) < 3:
+        return None
+    ndim = _constant(words[2], vm)
+    if not isinstance(ndim, int) or ndim < 0 or len(words) not in (3 + 2 * ndim, 4 + 2 * ndim):
+        return None
+    pairs = [_constant(w, vm) for w in words[3:3 + 2 * ndim]]
+    if not all(isinstance(v, int) for v in pairs) or any(pairs[0::2]):
+        return None
+    dims = tuple(pairs[1::2])
+
+    def match_shape_site(value: Any, *rest: Any) -> None:
+        if value.__class__ is Tensor and value.array.shape == dims:
+            return
+        match_shape(value, *rest)
+
+    return match_shape_site
+
+
 _MAKERS: dict[str, Callable[[tuple, Any], Callable[..., Any] | None]] = {
     "vm.builtin.alloc_storage": _alloc_storage,
     "vm.builtin.alloc_tensor": _alloc_tensor,
+    "vm.builtin.check_tensor_info": _check_tensor_info,
+    "vm.builtin.match_shape": _match_shape,
 }

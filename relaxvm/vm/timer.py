@@ -4,7 +4,9 @@ One untimed warm-up call; then per repeat, blocks of ``number`` calls timed betw
 device timer marks (CUDA events on the device's stream, perf_counter on CPU) after a
 synchronize. While a block lasts less than ``min_repeat_ms``, ``number`` grows (to what the
 last block predicts, at least x1.618) and the block is timed again; the grown ``number``
-carries into later repeats and later calls of the same evaluator.
+carries into later repeats and later calls of the same evaluator; after 100 blocks that
+read 0 ns it stops growing (TVM's limit_zero_time_iterations). After repeat ``i`` it sleeps
+``cooldown_interval_ms`` when ``i % repeats_to_cooldown == 0`` (TVM's rule).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def _target(vm: Any, func_name: str) -> Callable[..., Any]:
         return vm.invoke_stateful
     if func_name in vm._saved:
         return vm._saved[func_name]
+    vm._function_index(func_name, "time_evaluator")  # unknown name: an error naming us
     return vm[func_name]
 
 
@@ -67,17 +70,40 @@ def _validate(number: int, repeat: int, min_repeat_ms: float, repeats_to_cooldow
         raise ValueError(f"time_evaluator: min_repeat_ms must be >= 0, got {min_repeat_ms!r}")
 
 
+LIMIT_ZERO_TIME_ITERATIONS = 100  # TVM's: stop growing ``number`` after this many 0 ns blocks
+
+
 def make_time_evaluator(vm: Any, func_name: str, dev: Device | str, number: int, repeat: int,
                         min_repeat_ms: float, cooldown_interval_ms: float,
-                        repeats_to_cooldown: int, f_preproc: str, cache_flush_bytes: int
+                        repeats_to_cooldown: int, f_preproc: str, cache_flush_bytes: int, *,
+                        sleep: Callable[[float], None] = time.sleep,
+                        create_timer: Callable[[Device], Any] | None = None
                         ) -> Callable[..., BenchmarkResult]:
-    """The evaluator behind ``VirtualMachine.time_evaluator``."""
+    """The evaluator behind ``VirtualMachine.time_evaluator``.
+
+    ``sleep`` (seconds) and ``create_timer(dev)`` (an object with start/stop/elapsed_ns)
+    default to ``time.sleep`` and the device backend's timer; tests inject fakes.
+    """
     _validate(number, repeat, min_repeat_ms, repeats_to_cooldown)
     target = _target(vm, func_name)
     dev = parse_device(dev)
     preproc = get_global_func(f_preproc) if f_preproc else None
     flush = _cache_flusher(dev, cache_flush_bytes)
+    make_timer = create_timer or (lambda d: d.backend.create_timer(d.index))
     state = {"number": number}
+
+    def time_block(n: int, args: tuple, kwargs: dict[str, Any]) -> tuple[int, int]:
+        """Device and host nanoseconds for ``n`` back-to-back calls."""
+        flush()
+        dev.sync()
+        timer = make_timer(dev)
+        h0 = time.perf_counter_ns()
+        timer.start()
+        for _ in range(n):
+            target(*args, **kwargs)
+        timer.stop()
+        elapsed_ns = timer.elapsed_ns()
+        return elapsed_ns, time.perf_counter_ns() - h0
 
     def evaluator(*args: Any, **kwargs: Any) -> BenchmarkResult:
         target(*args, **kwargs)  # warm-up, discarded
@@ -85,29 +111,21 @@ def make_time_evaluator(vm: Any, func_name: str, dev: Device | str, number: int,
         for i in range(repeat):
             if preproc is not None:
                 preproc(*args)
-            duration_ms = 0.0
+            duration_ms, zero_readings = 0.0, 0
             while True:
                 n = state["number"]
                 if duration_ms > 0:
                     n = max(int(min_repeat_ms / (duration_ms / n) + 1), int(n * 1.618))
                     state["number"] = n
-                flush()
-                dev.sync()
-                timer = dev.backend.create_timer(dev.index)
-                h0 = time.perf_counter_ns()
-                timer.start()
-                for _ in range(n):
-                    target(*args, **kwargs)
-                timer.stop()
-                elapsed_ns = timer.elapsed_ns()
-                h1 = time.perf_counter_ns()
+                elapsed_ns, host_ns = time_block(n, args, kwargs)
                 duration_ms = elapsed_ns / 1e6
-                if duration_ms >= min_repeat_ms:
+                zero_readings += elapsed_ns == 0
+                if duration_ms >= min_repeat_ms or zero_readings >= LIMIT_ZERO_TIME_ITERATIONS:
                     break
             results.append(elapsed_ns / 1e9 / n)
-            host_results.append((h1 - h0) / 1e9 / n)
+            host_results.append(host_ns / 1e9 / n)
             if cooldown_interval_ms > 0 and i % repeats_to_cooldown == 0:
-                time.sleep(cooldown_interval_ms / 1e3)
+                sleep(cooldown_interval_ms / 1e3)
         return BenchmarkResult(results, host_results, state["number"])
 
     return evaluator

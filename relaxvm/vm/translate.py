@@ -3,7 +3,13 @@
 A plain interpreter loop pays ~200 ns per instruction to decode and dispatch. Instead each
 VM function becomes one generated Python function: registers are locals, callees are
 bound closure variables, and straight-line code calls them directly. Functions with Goto/If
-become a small block state machine. The generated source contains only numbers and names
+become a block state machine: ``pc`` holds a basic-block number and a balanced tree of
+``if pc < mid`` tests picks the block, so a jump costs O(log blocks) compares and the source
+nests only that deep (a flat ``if/elif`` chain overflows CPython's compiler near 2000
+blocks; the tree compiles 100,000). Should CPython still refuse the code, the VM raises a
+VMError naming the function. A register read before any write is None, as in TVM: straight-
+line code reads such a register as the constant ``None`` (free), block code sets the
+registers it reads to None on entry. The generated source contains only numbers and names
 we make up (``r3``, ``k0``, ``p7``); nothing from the executable file is ever put into
 source text — constants, callees and names are reached through lists built at load time.
 
@@ -49,6 +55,35 @@ class Translation:
     source: str = ""
 
 
+LEAF_BLOCKS = 4  # a dispatch leaf compares pc against at most this many block numbers
+
+
+def _leaders(instrs: list[Any]) -> list[int]:
+    """Instruction indices (relative) that start a basic block, in order."""
+    n, leaders = len(instrs), {0}
+    for i, ins in enumerate(instrs):
+        if ins.opcode == Opcode.GOTO:
+            leaders.update({i + ins.pc_offset, i + 1})
+        elif ins.opcode == Opcode.IF:
+            leaders.update({i + 1, i + ins.false_offset})
+        elif ins.opcode == Opcode.RET:
+            leaders.add(i + 1)
+    return sorted(x for x in leaders if 0 <= x < n)
+
+
+def _register_reads(instrs: list[Any]) -> set[int]:
+    """Every ordinary register some instruction of the function reads."""
+    reads: set[int] = set()
+    for ins in instrs:
+        if ins.opcode == Opcode.CALL:
+            reads.update(v for k, v in map(decode_arg, ins.args) if k == ArgKind.REGISTER)
+        elif ins.opcode == Opcode.RET:
+            reads.add(ins.result)
+        elif ins.opcode == Opcode.IF:
+            reads.add(ins.cond)
+    return {r for r in reads if r < BEGIN_SPECIAL_REG}
+
+
 class _Emitter:
     def __init__(self, exe: Any, is_vm_func: list[bool], mode: str,
                  site_exprs: Callable[[int, int, tuple], str]) -> None:
@@ -58,10 +93,14 @@ class _Emitter:
         self.site_expr = site_exprs
         self.lines: list[str] = []
         self.line_pcs: dict[int, int] = {}  # absolute source line (1-based) -> pc
+        self.func_lines: dict[int, tuple[int, int]] = {}  # function -> [first, end) line index
         self.sites: list[CallSite] = []
         self.consts_used: set[int] = set()
         self.packed_used: set[int] = set()
         self.sites_used: set[int] = set()
+        # Registers not written yet in straight-line code: reading one yields None (TVM's
+        # empty register) at no run-time cost. Block code initialises them instead.
+        self.unset: set[int] = set()
 
     def emit(self, text: str, pc: int | None = None) -> None:
         self.lines.append(text)
@@ -81,7 +120,7 @@ class _Emitter:
         return self.func_ref(int(value))
 
     def reg(self, value: int) -> str:
-        if value == VOID_REGISTER:
+        if value == VOID_REGISTER or value in self.unset:
             return "None"
         if value == VM_REGISTER:
             return "VM"
@@ -96,15 +135,20 @@ class _Emitter:
     # -- one VM function -------------------------------------------------------------------
     def function(self, index: int) -> None:
         info = self.exe.func_table[index]
+        first = len(self.lines)
         params = ", ".join(f"r{i}" for i in range(info.num_args))
         self.emit(f"    def fn{index}({params}):")
         instrs = [self.exe.get_instruction(pc) for pc in range(info.start_instr, info.end_instr)]
         if any(ins.opcode in (Opcode.GOTO, Opcode.IF) for ins in instrs):
-            self._blocks(index, info.start_instr, instrs)
+            self.unset = set()
+            self._blocks(index, info.start_instr, instrs, info.num_args)
         else:
+            self.unset = set(range(info.num_args, info.register_file_size))
             for offset, ins in enumerate(instrs):
                 self._straight(index, info.start_instr + offset, ins, "        ")
+        self.unset = set()
         self.emit(f"    fn{index}.vm_name = NAMES[{index}]")
+        self.func_lines[index] = (first, len(self.lines))
 
     def _straight(self, func_index: int, pc: int, ins: Any, indent: str) -> None:
         if ins.opcode == Opcode.CALL:
@@ -131,41 +175,60 @@ class _Emitter:
             self.emit(f"{indent}{call}", pc)
         else:
             self.emit(f"{indent}r{ins.dst} = {call}", pc)
+            self.unset.discard(ins.dst)
 
-    def _blocks(self, func_index: int, start: int, instrs: list[Any]) -> None:
-        n = len(instrs)
-        leaders = {0}
-        for i, ins in enumerate(instrs):
-            if ins.opcode == Opcode.GOTO:
-                leaders.update({i + ins.pc_offset, i + 1})
-            elif ins.opcode == Opcode.IF:
-                leaders.update({i + 1, i + ins.false_offset})
-            elif ins.opcode == Opcode.RET:
-                leaders.add(i + 1)
-        starts = sorted(x for x in leaders if 0 <= x < n)
+    # -- functions with jumps: a block state machine ------------------------------------
+    def _blocks(self, func_index: int, start: int, instrs: list[Any], num_args: int) -> None:
+        """``pc`` holds a block number; a balanced tree of ``if pc < mid`` picks the block,
+        so dispatch costs O(log blocks) compares and the source nests only that deep."""
+        starts = _leaders(instrs)
+        block_of = {first: b for b, first in enumerate(starts)}
+        # A path may skip a register's write: every register read starts as None (TVM's
+        # empty register), chained 64 to a line.
+        unset = sorted(r for r in _register_reads(instrs) if r >= num_args)
+        for k in range(0, len(unset), 64):
+            self.emit("        " + " = ".join(f"r{r}" for r in unset[k:k + 64]) + " = None")
         self.emit("        pc = 0")
         self.emit("        while True:")
-        for b, first in enumerate(starts):
-            last = starts[b + 1] if b + 1 < len(starts) else n
-            self.emit(f"            {'if' if b == 0 else 'elif'} pc == {first}:")
-            ind = "                "
-            terminated = False
-            for i in range(first, last):
-                ins, pc = instrs[i], start + i
-                if ins.opcode == Opcode.GOTO:
-                    self.emit(f"{ind}pc = {i + ins.pc_offset}", pc)
-                    terminated = True
-                elif ins.opcode == Opcode.IF:
-                    self.emit(f"{ind}pc = {i + 1} if {self.reg(ins.cond)} else "
-                              f"{i + ins.false_offset}", pc)
-                    terminated = True
-                else:
-                    self._straight(func_index, pc, ins, ind)
-                    terminated = ins.opcode == Opcode.RET
-            if not terminated:
-                self.emit(f"{ind}pc = {last}")
-        self.emit("            else:")
-        self.emit("                raise FALLTHROUGH(pc)")
+        bounds = starts + [len(instrs)]
+        self._dispatch(0, len(starts), 3, lambda b, depth: self._block(
+            func_index, start, instrs, bounds[b], bounds[b + 1], block_of, depth))
+
+    def _dispatch(self, lo: int, hi: int, depth: int,
+                  body: Callable[[int, int], None]) -> None:
+        """Emit code running block ``pc`` for ``lo <= pc < hi`` at indentation ``depth``."""
+        ind = "    " * depth
+        if hi - lo <= LEAF_BLOCKS:
+            if hi - lo == 1:
+                body(lo, depth)
+                return
+            for b in range(lo, hi):
+                head = "if" if b == lo else "elif"
+                self.emit(f"{ind}{head} pc == {b}:" if b < hi - 1 else f"{ind}else:")
+                body(b, depth + 1)
+            return
+        mid = (lo + hi) // 2
+        self.emit(f"{ind}if pc < {mid}:")
+        self._dispatch(lo, mid, depth + 1, body)
+        self.emit(f"{ind}else:")
+        self._dispatch(mid, hi, depth + 1, body)
+
+    def _block(self, func_index: int, start: int, instrs: list[Any], first: int, last: int,
+               block_of: dict[int, int], depth: int) -> None:
+        ind = "    " * depth
+        for i in range(first, last):
+            ins, pc = instrs[i], start + i
+            if ins.opcode == Opcode.GOTO:
+                self.emit(f"{ind}pc = {block_of[i + ins.pc_offset]}", pc)
+                return
+            if ins.opcode == Opcode.IF:
+                self.emit(f"{ind}pc = {block_of[i + 1]} if {self.reg(ins.cond)} else "
+                          f"{block_of[i + ins.false_offset]}", pc)
+                return
+            self._straight(func_index, pc, ins, ind)
+            if ins.opcode == Opcode.RET:
+                return
+        self.emit(f"{ind}pc = {block_of[last]}")
 
 
 def translate(exe: Any, is_vm_func: list[bool], mode: str = PLAIN,
@@ -182,7 +245,7 @@ def translate(exe: Any, is_vm_func: list[bool], mode: str = PLAIN,
         if is_vm:
             emitter.function(index)
     body = emitter.lines[body_start:]
-    prologue = ["def build(F, K, S, VM, NAMES, HOOK, FALLTHROUGH):"]
+    prologue = ["def build(F, K, S, VM, NAMES, HOOK):"]
     prologue += [f"    k{i} = K[{i}]" for i in sorted(emitter.consts_used)]
     prologue += [f"    p{i} = F[{i}]" for i in sorted(emitter.packed_used)]
     prologue += [f"    s{i} = S[{i}]" for i in sorted(emitter.sites_used)]
@@ -190,6 +253,8 @@ def translate(exe: Any, is_vm_func: list[bool], mode: str = PLAIN,
     epilogue = ["    return {" + ", ".join(f"{i}: fn{i}" for i in vm_indices) + "}"]
     shift = len(prologue)
     emitter.line_pcs = {line + shift: pc for line, pc in emitter.line_pcs.items()}
+    emitter.func_lines = {i: (a - body_start, b - body_start)
+                          for i, (a, b) in emitter.func_lines.items()}
     return "\n".join(prologue + body + epilogue) + "\n", emitter
 
 
@@ -211,17 +276,41 @@ def compile_translation(exe: Any, is_vm_func: list[bool], pool: list[Any], const
         return f"s{site}" if made is not None else ""
 
     source, emitter = translate(exe, is_vm_func, mode, site_expr)
-    code = compile(source, f"<relaxvm {mode} translation>", "exec")
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 - source built from our own tokens, see module doc
     names = [info.name for info in exe.func_table]
-    functions = namespace["build"](pool, constants, per_site, vm, names, hook, _fallthrough)
+    try:
+        code = compile(source, f"<relaxvm {mode} translation>", "exec")
+        namespace: dict[str, Any] = {}
+        exec(code, namespace)  # noqa: S102 - source built from our own tokens, see module doc
+        functions = namespace["build"](pool, constants, per_site, vm, names, hook)
+    except _COMPILER_LIMITS as exc:
+        raise _translation_error(exe, source, emitter, exc) from None
     line_maps: dict[Any, tuple[int, dict[int, int]]] = {}
     for index, fn in functions.items():
         line_maps[fn.__code__] = (index, emitter.line_pcs)
     return Translation(functions, emitter.sites, line_maps, source)
 
 
-def _fallthrough(pc: int) -> Exception:
+# What CPython's compiler raises when generated code exceeds one of its limits.
+_COMPILER_LIMITS = (RecursionError, MemoryError, SyntaxError, ValueError, OverflowError)
+
+
+def _translation_error(exe: Any, source: str, emitter: _Emitter, exc: BaseException
+                       ) -> Exception:
+    """A VMError naming the VM function whose generated code CPython could not compile: the
+    first that fails alone, else the largest."""
     from relaxvm.errors import VMError
-    return VMError(f"control reached instruction {pc}, which is not the start of a block")
+    body = source.splitlines()[1:]   # past the ``def build`` line
+    culprit = max(emitter.func_lines, key=lambda i: emitter.func_lines[i][1]
+                  - emitter.func_lines[i][0], default=None)
+    for index, (first, end) in emitter.func_lines.items():
+        try:
+            compile("\n".join(["def build():", *body[first:end]]), "<relaxvm check>", "exec")
+        except _COMPILER_LIMITS:
+            culprit = index
+            break
+    info = exe.func_table[culprit] if culprit is not None else None
+    what = (f"VM function {info.name!r} ({info.end_instr - info.start_instr} instructions)"
+            if info is not None else "the executable")
+    return VMError(f"VirtualMachine: cannot translate {what} into Python: the generated code "
+                   f"exceeds a CPython compiler limit ({type(exc).__name__}: {exc}); split "
+                   f"the function into smaller ones")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import programs  # noqa: F401  (registers the test.vm.* packed functions)
 import pytest
 
 import relaxvm
@@ -19,6 +20,15 @@ from relaxvm.vm.bytecode import (
     encode_arg,
 )
 from relaxvm.vm.executable import FuncKind
+from relaxvm.vm.registry import register_func, remove_global_func
+
+
+@pytest.fixture(autouse=True)
+def packed_k():
+    """Most tests call a packed function ``k``; get() requires callees to exist."""
+    register_func("k", lambda *args: None, override=True)
+    yield
+    remove_global_func("k")
 
 
 def one_call(args, num_inputs=1):
@@ -148,6 +158,62 @@ def test_unknown_callee_is_declared_as_packed_function_in_first_use_order():
     assert [(f.name, f.kind, f.num_args) for f in exe.func_table] == [
         ("main", FuncKind.VM_FUNC, 1), ("k", FuncKind.PACKED_FUNC, -2)]
     assert exe.func_map == {"main": 0, "k": 1}
+
+
+def calls(*names: str, declare: tuple[str, ...] = ()) -> ExecBuilder:
+    """main(x) calls each name in turn on x; ``declare`` names are declare_function'ed."""
+    ib = ExecBuilder()
+    for name in declare:
+        ib.declare_function(name)
+    with ib.function("main", num_inputs=1, param_names=["x"]):
+        for name in names:
+            ib.emit_call(name, args=[ib.r(0)], dst=ib.r(1))
+        ib.emit_ret(ib.r(0))
+    return ib
+
+
+def test_call_of_an_unknown_function_names_caller_callee_and_close_names():
+    ib = calls("test.vm.add", "test.vm.ad")
+    with pytest.raises(BuildError, match=r"ExecBuilder.get: function 'main', instruction 1 "
+                                         r"calls unknown function 'test.vm.ad': it is not "
+                                         r"defined in this builder, not a vm.builtin, not "
+                                         r"registered with register_func and not a kernel; "
+                                         r"did you mean test.vm.add.*; to call a function "
+                                         r"registered later, declare it with "
+                                         r"ib.declare_function\('test.vm.ad'\)"):
+        ib.get()
+
+
+def test_unknown_callee_close_to_a_function_of_the_builder_suggests_it():
+    ib = calls("helpr")
+    with ib.function("helper", num_inputs=1):
+        ib.emit_ret(ib.r(0))
+    with pytest.raises(BuildError, match=r"unknown function 'helpr'.*did you mean helper"):
+        ib.get()
+
+
+def test_builtins_registered_functions_kernels_and_declared_names_are_accepted():
+    pytest.importorskip("relaxvm.kernels")
+    exe = calls("vm.builtin.copy", "test.vm.add_scalar", "relu", "later.fn",
+                declare=("later.fn",)).get()
+    assert {"vm.builtin.copy", "relu", "later.fn"} <= set(exe.func_map)
+
+
+def test_declaring_after_the_call_also_opts_out_and_keeps_table_order():
+    ib = calls("later.fn")
+    ib.declare_function("later.fn")
+    assert [f.name for f in ib.get().func_table] == ["main", "later.fn"]
+
+
+def test_a_function_registered_before_get_is_found():
+    ib = calls("test.builder.late")
+    with pytest.raises(BuildError, match="unknown function 'test.builder.late'"):
+        ib.get()
+    register_func("test.builder.late", lambda x: x, override=True)
+    try:
+        assert "test.builder.late" in ib.get().func_map
+    finally:
+        remove_global_func("test.builder.late")
 
 
 def test_forward_reference_by_emit_call_becomes_a_vm_function():

@@ -227,3 +227,21 @@ def test_match_shape_records_and_compares_symbolic_dims():
     with pytest.raises(ArgumentError, match=r"main: b expects dimension 0 to be 3, got "
                                             r"Shape\(\[5\]\)"):
         match_shape(relaxvm.Shape([5]), heap, 1, 3, 0, "main: b")
+
+
+def test_constant_checks_take_the_fast_path_and_fall_back_for_other_values():
+    # check_tensor_info / match_shape with constant arguments get per-site closures; a
+    # Shape (not a Tensor) or a failing value goes to the generic builtin.
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=1, param_names=["s"]):
+        ib.emit_call("vm.builtin.match_shape", args=[ib.r(0), ib.void_arg(), ib.imm(2),
+                                                     ib.imm(0), ib.imm(2), ib.imm(0),
+                                                     ib.imm(3), "main: s"])
+        ib.emit_ret(ib.r(0))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    assert vm["main"](relaxvm.Shape([2, 3])) == relaxvm.Shape([2, 3])
+    assert vm["main"](np.zeros((2, 3), "int8")).shape == (2, 3)
+    with pytest.raises(ArgumentError, match=r"main: s expects dimension 1 to be 3, got"):
+        vm["main"](relaxvm.Shape([2, 4]))
+    checked = VirtualMachine(check_program(), relaxvm.cpu())
+    assert "s0(r0, 2, k" in checked._active.source   # the site closure, not the builtin

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from programs import add_program, factorial_program, while_loop_program
@@ -186,13 +188,26 @@ def test_vm_is_usable_after_a_failed_call():
 
 def test_wrong_arity_names_parameters():
     vm = VirtualMachine(add_program(), relaxvm.cpu())
-    with pytest.raises(ArgumentError, match=r"main expects 2 arguments \(a, b\), but 1"):
+    with pytest.raises(ArgumentError, match=r"main expects 2 arguments \(a, b\), but 1 "
+                                            r"arguments were provided; missing b"):
         vm["main"](np.ones(2, "float32"))
+
+
+def test_missing_keyword_argument_is_named():
+    vm = VirtualMachine(add_program(), relaxvm.cpu())
+    one = np.ones(2, "float32")
+    with pytest.raises(ArgumentError, match=r"^main: missing argument for parameter\(s\) b "
+                                            r"\(parameters are \(a, b\)\)$"):
+        vm["main"](a=one)
+    with pytest.raises(ArgumentError, match=r"^main: missing argument for parameter\(s\) a "):
+        vm["main"](b=one)
+    np.testing.assert_array_equal(vm["main"](b=one, a=one * 2).numpy(), [3, 3])
 
 
 def test_unknown_function_suggests_close_name():
     vm = VirtualMachine(add_program(), relaxvm.cpu())
-    with pytest.raises(AttributeError, match=r"no function 'mian'.*did you mean main"):
+    with pytest.raises(AttributeError, match=r"^vm\['mian'\]: unknown function 'mian'.*"
+                                             r"did you mean main"):
         vm["mian"]
 
 
@@ -206,8 +221,9 @@ def test_kwargs_match_parameter_names_and_bad_kwargs_are_errors():
         vm["main"](one, a=one)
 
 
-def test_missing_packed_function_fails_at_load_with_suggestion():
+def test_declared_but_missing_packed_function_fails_at_load_with_suggestion():
     ib = ExecBuilder()
+    ib.declare_function("test.vm.ad")   # opts out of get()'s check; the VM still resolves it
     with ib.function("main", num_inputs=1, param_names=["x"]):
         ib.emit_call("test.vm.ad", args=[ib.r(0), ib.r(0)], dst=ib.r(1))
         ib.emit_ret(ib.r(1))
@@ -233,6 +249,79 @@ def test_device_list_gets_cpu_appended_without_mutating_callers_list():
     devices = [relaxvm.cpu(1)]
     vm = VirtualMachine(add_program(), devices)
     assert vm.devices == [relaxvm.cpu(1)] and devices == [relaxvm.cpu(1)]
+
+
+@pytest.mark.parametrize("given, expected", [
+    ([relaxvm.cuda(0)], [relaxvm.cuda(0), relaxvm.cpu(0)]),
+    (relaxvm.cuda(1), [relaxvm.cuda(1), relaxvm.cpu(0)]),
+    ("cuda:0", [relaxvm.cuda(0), relaxvm.cpu(0)]),
+    ((relaxvm.cuda(0), relaxvm.cpu(1)), [relaxvm.cuda(0), relaxvm.cpu(1)]),
+    ([relaxvm.cpu(0), relaxvm.cuda(0)], [relaxvm.cpu(0), relaxvm.cuda(0), relaxvm.cpu(0)]),
+])
+def test_a_cpu_is_appended_when_the_last_device_is_not_one(given, expected):
+    # The rule itself needs no GPU: Device objects exist without one. Unlike TVM (whose
+    # Python VM appends to the caller's list), the caller's list is left alone.
+    from relaxvm.vm.interpreter import _device_list
+    before = list(given) if isinstance(given, list) else given
+    assert _device_list(given) == expected
+    assert given == before
+
+
+def test_empty_device_list_is_an_error():
+    with pytest.raises(ValueError, match="device list must not be empty"):
+        VirtualMachine(add_program(), [])
+
+
+# -- executables made in memory are validated like loaded ones ------------------------------
+
+def hand_made(instrs, nregs, num_args=0):
+    from relaxvm.vm.executable import Executable, FunctionInfo
+    offsets, data = [], []
+    for ins in instrs:
+        offsets.append(len(data))
+        data.extend(ins.encode())
+    table = [FunctionInfo(FuncKind.VM_FUNC, "main", 0, len(instrs), num_args, nregs,
+                          [f"a{i}" for i in range(num_args)])]
+    return Executable(table, [], offsets, data)
+
+
+def test_hand_made_goto_zero_is_rejected_instead_of_hanging():
+    from relaxvm.errors import ExecutableFormatError
+    from relaxvm.vm.bytecode import Goto, Ret
+    with pytest.raises(ExecutableFormatError, match=r"^VirtualMachine: function 'main', "
+                                                    r"instruction 0 \(goto\): goto offset "
+                                                    r"must not be 0"):
+        VirtualMachine(hand_made([Goto(0), Ret(0)], nregs=1, num_args=1), relaxvm.cpu())
+
+
+def test_hand_made_register_out_of_range_is_rejected():
+    from relaxvm.errors import ExecutableFormatError
+    from relaxvm.vm.bytecode import Ret
+    with pytest.raises(ExecutableFormatError, match=r"function 'main', instruction 0 \(ret\): "
+                                                    r"returns register 5, outside the register "
+                                                    r"file \[0, 1\)"):
+        VirtualMachine(hand_made([Ret(5)], nregs=1, num_args=1), relaxvm.cpu())
+
+
+# -- deep recursion ------------------------------------------------------------------------
+
+def test_runaway_recursion_reports_a_truncated_vm_call_stack():
+    ib = ExecBuilder()
+    with ib.function("forever", num_inputs=1, param_names=["n"]):
+        ib.emit_call("forever", args=[ib.r(0)], dst=ib.r(1))
+        ib.emit_ret(ib.r(1))
+    with ib.function("ok", num_inputs=1, param_names=["n"]):
+        ib.emit_ret(ib.r(0))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    with pytest.raises(VMError) as info:
+        vm["forever"](1)
+    assert isinstance(info.value, RecursionError)
+    stack = str(info.value).split("VM call stack: ")[1]
+    frames = stack.split(" <- ")
+    assert len(frames) == 11 and all(f == "forever@0" for f in frames[:5] + frames[6:])
+    assert re.fullmatch(r"\.\.\. \d+ more frames \.\.\.", frames[5])
+    assert int(frames[5].split()[1]) > 100
+    assert vm["ok"](3) == 3   # the VM is still usable
 
 
 def test_vm_function_kind_is_exposed():

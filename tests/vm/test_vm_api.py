@@ -188,3 +188,109 @@ def test_profile_then_plain_call_still_works(vm):
     vm.profile("main", A, B)
     (s, _), _ = vm["main"](A, B)
     np.testing.assert_array_equal(s.numpy(), A + B)
+
+
+def test_unknown_function_errors_name_the_method_and_say_unknown(vm):
+    with pytest.raises(AttributeError, match=r"^time_evaluator: unknown function 'nope': "
+                                             r"the executable has no function 'nope' "
+                                             r"\(functions: main\)$"):
+        vm.time_evaluator("nope", relaxvm.cpu())
+    with pytest.raises(AttributeError, match=r"^get_outputs: unknown function 'nope'"):
+        vm.get_outputs("nope")
+    with pytest.raises(VMError, match=r"get_outputs: main has no outputs"):
+        vm.get_outputs("main")   # a real function without outputs keeps its own message
+
+
+# -- profile=True ------------------------------------------------------------------------
+
+def test_profile_true_prepares_the_profiling_translation_that_profile_reuses():
+    from relaxvm.vm.translate import PROFILE
+    plain = VirtualMachine(tuple_program(), relaxvm.cpu())
+    assert PROFILE not in plain._translations          # built lazily by profile()
+    vm = VirtualMachine(tuple_program(), relaxvm.cpu(), profile=True)
+    prepared = vm._translations[PROFILE]
+    report = vm.profile("main", A, B)
+    assert vm._translations[PROFILE] is prepared
+    assert [c["Name"] for c in report.calls][0] == "test.vm.add"
+    (s, _), _ = vm["main"](A, B)                      # plain calls are unaffected
+    np.testing.assert_array_equal(s.numpy(), A + B)
+
+
+# -- time_evaluator with an injected sleep and timer ---------------------------------------
+
+class FakeTimer:
+    """Reports ``per_call_ns`` for each call made between start and stop."""
+
+    def __init__(self, calls, per_call_ns):
+        self.calls, self.per_call_ns = calls, per_call_ns
+
+    def start(self):
+        self.begin = len(self.calls)
+
+    def stop(self):
+        self.end = len(self.calls)
+
+    def elapsed_ns(self):
+        return (self.end - self.begin) * self.per_call_ns
+
+
+def evaluator(vm, per_call_ns=1000, **options):
+    from relaxvm.vm.timer import make_time_evaluator
+    calls, sleeps = [], []
+    vm.save_function("main", "counted", A, B)
+    counted = vm._saved["counted"]
+    vm._saved["counted"] = lambda: calls.append(1) or counted()
+    settings = dict(number=1, repeat=1, min_repeat_ms=0, cooldown_interval_ms=0,
+                    repeats_to_cooldown=1, f_preproc="", cache_flush_bytes=0) | options
+    run = make_time_evaluator(vm, "counted", relaxvm.cpu(), **settings, sleep=sleeps.append,
+                              create_timer=lambda dev: FakeTimer(calls, per_call_ns))
+    return run, calls, sleeps
+
+
+@pytest.mark.parametrize("repeat, every, expected_sleeps", [
+    (5, 1, 5), (5, 2, 3), (6, 3, 2), (1, 4, 1)])
+def test_cooldown_sleeps_after_every_repeats_to_cooldown_repeats(vm, repeat, every,
+                                                                 expected_sleeps):
+    run, calls, sleeps = evaluator(vm, repeat=repeat, cooldown_interval_ms=30,
+                                   repeats_to_cooldown=every)
+    result = run()
+    assert sleeps == [0.03] * expected_sleeps     # after repeats i with i % every == 0
+    assert len(result.results) == repeat and len(calls) == 1 + repeat
+
+
+def test_no_cooldown_by_default(vm):
+    run, _, sleeps = evaluator(vm, repeat=4)
+    run()
+    assert sleeps == []
+
+
+def test_number_grows_by_the_golden_ratio_rule_with_a_fake_clock(vm):
+    run, calls, _ = evaluator(vm, per_call_ns=1_000_000, number=1, min_repeat_ms=10)
+    result = run()   # 1 call = 1 ms < 10 ms -> number = max(10/1 + 1, 1.618) = 11 -> 11 ms
+    assert result.number == 11 and len(calls) == 1 + 1 + 11
+    assert result.results == (0.001,)
+
+
+def test_a_timer_that_always_reads_zero_stops_after_the_zero_limit(vm):
+    from relaxvm.vm.timer import LIMIT_ZERO_TIME_ITERATIONS
+    run, calls, _ = evaluator(vm, per_call_ns=0, number=2, min_repeat_ms=5)
+    result = run()
+    assert len(calls) == 1 + 2 * LIMIT_ZERO_TIME_ITERATIONS and result.results == (0.0,)
+
+
+# -- register_func ---------------------------------------------------------------------------
+
+def test_register_func_refuses_a_taken_name_unless_override():
+    from relaxvm.vm.registry import get_global_func, register_func, remove_global_func
+    try:
+        register_func("test.api.dup", lambda: 1)
+        with pytest.raises(ValueError, match=r"register_func: 'test.api.dup' is already "
+                                             r"registered; pass override=True to replace it"):
+            register_func("test.api.dup", lambda: 2)
+        with pytest.raises(ValueError, match="already registered"):
+            register_func("test.api.dup")(lambda: 3)      # decorator form too
+        assert get_global_func("test.api.dup")() == 1
+        register_func("test.api.dup", lambda: 4, override=True)
+        assert get_global_func("test.api.dup")() == 4
+    finally:
+        remove_global_func("test.api.dup")
