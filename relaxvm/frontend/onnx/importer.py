@@ -5,6 +5,8 @@ graph or default-domain opset, and external-data paths that point outside the
 model's folder (``../../etc/passwd``, absolute paths, symlinks leading out). Before
 converting anything, every node is checked against the converter registry, so a
 model with several unsupported ops fails once, listing all of them with node names.
+Ops without a converter whose ONNX schema defines them as a function are expanded
+into their function bodies (:mod:`relaxvm.frontend.onnx.functions`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ from relaxvm.errors import ArgumentError, BuildError, UnsupportedOpError
 from relaxvm.frontend.onnx import elementwise, index, linalg, nn, reduce, shape  # noqa: F401
 from relaxvm.frontend.onnx.context import Context, OnnxNode
 from relaxvm.frontend.onnx.dtypes import dtype_of
+from relaxvm.frontend.onnx.functions import (
+    MAX_DEPTH,
+    body_opset,
+    expand,
+    function_body,
+    has_function,
+    inline_model_functions,
+    schema_defaults,
+)
 from relaxvm.frontend.onnx.registry import get_converter
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -99,11 +110,19 @@ def default_opset(model: onnx.ModelProto) -> int:
     raise ArgumentError("from_onnx: the model imports no default-domain (ai.onnx) opset")
 
 
-def check_supported(graph: onnx.GraphProto) -> None:
-    """One UnsupportedOpError listing every node whose op has no converter."""
+def _convertible(node: onnx.NodeProto, opset: int) -> bool:
+    if node.domain in DEFAULT_DOMAINS and get_converter(node.op_type) is not None:
+        return True
+    return has_function(node.op_type, node.domain, opset)
+
+
+def check_supported(graph: onnx.GraphProto, opset: int = 0) -> None:
+    """One UnsupportedOpError listing every node whose op has no converter and no
+    function body (``opset`` 0: converters only)."""
     missing = []
     for node in graph.node:
-        if node.domain not in DEFAULT_DOMAINS or get_converter(node.op_type) is None:
+        if not (_convertible(node, opset) if opset else
+                node.domain in DEFAULT_DOMAINS and get_converter(node.op_type) is not None):
             label = node.op_type if node.domain in DEFAULT_DOMAINS else \
                 f"{node.domain}.{node.op_type}"
             missing.append(f"{label} (node {node.name or ', '.join(node.output)!r})")
@@ -164,12 +183,16 @@ def _add_inputs(ctx: Context, graph: onnx.GraphProto, shape_dict: Mapping[str, A
 
 
 # -- conversion ----------------------------------------------------------------------------------
-def _convert_node(ctx: Context, proto: onnx.NodeProto) -> None:
+def _convert_node(ctx: Context, proto: onnx.NodeProto, depth: int = 0) -> None:
     label = proto.name or f"{proto.op_type}({', '.join(proto.output)})"
     ctx.current = f"{proto.op_type} node {label}"
     inputs = [ctx.lookup(n, label) if n else None for n in proto.input]
+    convert = get_converter(proto.op_type) if proto.domain in DEFAULT_DOMAINS else None
+    if convert is None:
+        _expand_function(ctx, proto, inputs, label, depth)
+        return
     node = OnnxNode(proto, inputs, ctx.opset)
-    result = get_converter(proto.op_type)(ctx, node)  # type: ignore[misc]
+    result = convert(ctx, node)
     outs = result if isinstance(result, list) else [result]
     for name, value in zip(proto.output, outs):
         if name:
@@ -180,17 +203,40 @@ def _convert_node(ctx: Context, proto: onnx.NodeProto) -> None:
                                  f"supported")
 
 
+def _expand_function(ctx: Context, proto: onnx.NodeProto, inputs: list[Value | None],
+                     label: str, depth: int) -> None:
+    """Convert a node through its ONNX function body (see the module docstring)."""
+    op = proto.op_type if proto.domain in DEFAULT_DOMAINS else f"{proto.domain}.{proto.op_type}"
+    body = function_body(proto, inputs, ctx.opset) if depth < MAX_DEPTH else None
+    if body is None:
+        why = "function bodies nest too deeply" if depth >= MAX_DEPTH else \
+            "it has no converter and no ONNX function body"
+        raise UnsupportedOpError(f"from_onnx: {op} node {label!r} is not supported: {why}")
+    outer = ctx.opset
+    ctx.opset = body_opset(body, outer)
+    try:
+        for inner in expand(proto, body, schema_defaults(proto, outer)):
+            _convert_node(ctx, inner, depth + 1)
+    finally:
+        ctx.opset = outer
+    missing = [n for n in proto.output if n and n not in ctx.values]
+    if missing:
+        raise UnsupportedOpError(f"from_onnx: {op} node {label!r}: its function body does "
+                                 f"not produce outputs {missing}")
+
+
 def from_onnx(model_or_path: Any, shape_dict: Mapping[str, Any] | None = None) -> Graph:
     """Convert an ONNX model (ModelProto, bytes or path) into a compiler Graph.
 
     ``shape_dict`` fixes sizes: ``{"input_ids": (1, 128)}`` by input name, or
     ``{"batch": 1}`` by symbolic dimension name. Unknown sizes stay symbolic.
     """
-    model = load_model(model_or_path)
+    model = inline_model_functions(load_model(model_or_path))
     shape_dict = dict(shape_dict or {})
     graph = model.graph
     _check_shape_dict(graph, shape_dict)
-    check_supported(graph)
+    imported = [e for e in model.opset_import if e.domain in DEFAULT_DOMAINS]
+    check_supported(graph, int(imported[0].version) if imported else 0)
     ctx = Context(graph.name or "main", default_opset(model))
     ctx.graph.name = "main"
     _add_inputs(ctx, graph, shape_dict)
