@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from relaxvm.devices.device import CUDA, Device
-from relaxvm.memory.summary import memory_summary
+from relaxvm.memory.summary import format_bytes, memory_summary
 from relaxvm.objects import DataType
 from relaxvm.progress import Progress
 
@@ -62,10 +62,24 @@ def handwritten_mlp(batch: int = 1, seed: int = 0) -> tuple[Any, dict[str, np.nd
 
 
 def _compiled_zoo_model(model_name: str, size: str, target: str) -> tuple[Any, dict, str]:
+    """The zoo model compiled for its example inputs' shapes, so memory is planned."""
     from relaxvm.compiler import build
     from relaxvm.models import build_model, example_inputs
     model = build_model(model_name, size)
-    return build(model, target=target), example_inputs(model), f"{model_name} ({size})"
+    inputs = example_inputs(model)
+    exe = build(model, target=target, shape_dict={k: v.shape for k, v in inputs.items()})
+    return exe, inputs, f"{model_name} ({size})"
+
+
+def _plan_line(exe: Any) -> str | None:
+    """The static plan in one line: arena bytes against the lower bound."""
+    plan = getattr(exe, "memory_plan", None)
+    if not plan:
+        return None
+    arenas, lower = plan["planned_peak_bytes"], plan["lower_bound_bytes"]
+    ratio = f" ({arenas / lower:.3f}x)" if lower else ""
+    return (f"memory plan: {plan['planned_tensors']} tensors in {plan['arenas']} arena(s) of "
+            f"{format_bytes(arenas)}, lower bound {format_bytes(lower)}{ratio}")
 
 
 def run_demo(model_name: str, size: str, device: Device) -> int:
@@ -99,7 +113,11 @@ def run_demo(model_name: str, size: str, device: Device) -> int:
         host = out.numpy()
         print(f"output {i}: {host.dtype}{list(host.shape)} mean={float(np.mean(host)):.5f} "
               f"std={float(np.std(host)):.5f} argmax={int(np.argmax(host.reshape(-1)))}")
-    print(f"latency: median {timing.median * 1e3:.3f} ms over {len(timing.results)} repeats\n")
+    print(f"latency: median {timing.median * 1e3:.3f} ms over {len(timing.results)} repeats")
+    plan = _plan_line(exe)
+    if plan:
+        print(plan)
+    print()
     print(report.table())
     print("\nMemory pools")
     print(memory_summary())
