@@ -11,6 +11,10 @@ ceilings measured in the same run: a 256 MiB device-to-device copy (bandwidth) a
 4096^3 ``cupy.matmul`` (cuBLAS). Targets: elementwise kernels at 64 MiB >= 80% of copy
 bandwidth; matmul at 4096^3 >= 90% of cuBLAS.
 
+Profile overhead (each device): a VM program that chains N small ``add`` calls runs plain
+and under ``profile()``; ``overhead_us`` = (wall time of profile's timed run - plain run) /
+calls, against the target of <= 5 us of host time per op (PASS / MISS).
+
     python bench/bench_kernels.py [--device cpu|cuda|all] [--quick] [--filter TEXT]
                                   [--csv out.csv] [--json out.json]
 """
@@ -38,6 +42,7 @@ from relaxvm.kernels import get_kernel  # noqa: E402
 OVERHEAD_TARGET_NS = 1000.0
 COPY_TARGET = 0.80
 CUBLAS_TARGET = 0.90
+PROFILE_TARGET_US = 5.0
 
 
 @dataclass
@@ -210,6 +215,59 @@ def run_cpu(quick: bool, pattern: str) -> list[dict[str, Any]]:
     return rows
 
 
+# -- profile() overhead ---------------------------------------------------------------------
+
+def chain_program(ops: int, shape: tuple[int, ...]) -> Any:
+    """main(x): ``ops`` adds ping-ponging between two buffers of one storage, returning
+    the last (3 allocation calls + ``ops`` kernel calls)."""
+    from relaxvm.vm import ExecBuilder
+    f32, nbytes = relaxvm.DataType("float32"), 4 * math.prod(shape)
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=1, param_names=["x"]):
+        ib.emit_call("vm.builtin.alloc_storage", args=[
+            ib.vm_state(), (2 * nbytes,), ib.imm(0), relaxvm.DataType("uint8")], dst=ib.r(1))
+        ib.emit_call("vm.builtin.alloc_tensor", args=[ib.r(1), ib.imm(0), shape, f32],
+                     dst=ib.r(2))
+        ib.emit_call("vm.builtin.alloc_tensor", args=[ib.r(1), ib.imm(nbytes), shape, f32],
+                     dst=ib.r(3))
+        ib.emit_call("add", args=[ib.r(0), ib.r(0), ib.r(2)])
+        for i in range(1, ops):
+            src, dst = (2, 3) if i % 2 else (3, 2)
+            ib.emit_call("add", args=[ib.r(src), ib.r(0), ib.r(dst)])
+        ib.emit_ret(ib.r(2 if ops % 2 else 3))
+    return ib.get()
+
+
+def profile_case(quick: bool) -> tuple[str, int, tuple[int, ...]]:
+    """(case name, number of adds, shape) of the profile-overhead chain."""
+    ops = 32 if quick else 256
+    return f"profile: {ops} x add 32x32", ops, (32, 32)
+
+
+def profile_overhead_row(dev: relaxvm.Device, quick: bool) -> dict[str, Any]:
+    """Host time profile() adds per op on ``dev``: best timed run minus best plain run."""
+    from relaxvm.vm import VirtualMachine
+    name, ops, shape = profile_case(quick)
+    vm = VirtualMachine(chain_program(ops, shape), dev)
+    x = relaxvm.tensor(_rand(*shape), dev)
+    calls = ops + 3
+    plain_us = per_call_s(lambda: vm["main"](x), 0.05 if quick else 0.3) * 1e6
+    profiled_us = min(vm.profile("main", x).device_metrics[str(dev)]["Host (us)"]
+                      for _ in range(3 if quick else 10))
+    overhead = (profiled_us - plain_us) / calls
+    return {"device": dev.type_name, "case": name,
+            "plain_us/op": plain_us / calls, "profiled_us/op": profiled_us / calls,
+            "overhead_us": overhead, "target": f"<= {PROFILE_TARGET_US:g} us",
+            "status": "PASS" if overhead <= PROFILE_TARGET_US else "MISS"}
+
+
+def run_profile(devices: list[relaxvm.Device], quick: bool, pattern: str) -> list[dict[str, Any]]:
+    """One profile-overhead row per device (when ``pattern`` matches its case name)."""
+    if pattern not in profile_case(quick)[0]:
+        return []
+    return [profile_overhead_row(dev, quick) for dev in devices]
+
+
 # -- CUDA ---------------------------------------------------------------------------------
 
 def gpu_seconds(cp: Any, fn: Callable[[], Any], budget_s: float = 0.2) -> float:
@@ -309,20 +367,31 @@ def main(argv: list[str] | None = None) -> int:
     add_output_args(parser)
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
+    profiled: list[relaxvm.Device] = []
     if args.device in ("cpu", "all"):
         cpu_rows = run_cpu(args.quick, args.filter)
-        print_table(cpu_rows, title="kernels on cpu:0 (speedup = plain NumPy time / kernel time)")
+        if cpu_rows:
+            print_table(cpu_rows, title="kernels on cpu:0 (speedup = plain NumPy time / "
+                                        "kernel time)")
         rows += cpu_rows
+        profiled.append(relaxvm.cpu(0))
     if args.device in ("cuda", "all"):
         if cuda_available():
             gpu_rows = run_gpu(args.quick, args.filter)
-            print_table(gpu_rows, title="kernels on cuda:0 (of_ceiling = achieved / measured "
-                                        "ceiling)")
+            if gpu_rows:
+                print_table(gpu_rows, title="kernels on cuda:0 (of_ceiling = achieved / "
+                                            "measured ceiling)")
             rows += gpu_rows
+            profiled.append(relaxvm.cuda(0))
         else:
             print("cuda: skipped (CuPy or a GPU is missing)\n", file=sys.stderr)
+    profile_rows = run_profile(profiled, args.quick, args.filter)
+    if profile_rows:
+        print_table(profile_rows, title=f"profile() host overhead per op (target <= "
+                                        f"{PROFILE_TARGET_US:g} us)")
+    rows += profile_rows
     write_outputs(rows, args.csv, args.json, {"quick": args.quick})
-    return 1 if any(r.get("status") == "FAIL" for r in rows) else 0
+    return 1 if any(r.get("status") in ("FAIL", "MISS") for r in rows) else 0
 
 
 if __name__ == "__main__":

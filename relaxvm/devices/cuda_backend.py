@@ -30,20 +30,31 @@ def _import_cupy() -> Any:
 
 
 class CUDATimer(DeviceTimer):
-    """Two CUDA events on the current stream; no device sync until ``elapsed_ns``."""
+    """Two CUDA events recorded on one device's stream; no device sync until ``elapsed_ns``.
 
-    __slots__ = ("_cupy", "_begin", "_end")
+    The timer keeps its device and the stream to record on (the device's current stream
+    when it was created or handed out again by ``create_timer``). Each record runs with that
+    device current: CuPy's null stream means "the legacy stream of the *current* device",
+    so recording it while another GPU is current would time the wrong device.
+    """
 
-    def __init__(self, cupy: Any) -> None:
+    __slots__ = ("_cupy", "device", "stream", "_begin", "_end")
+
+    def __init__(self, cupy: Any, index: int) -> None:
         self._cupy = cupy
-        self._begin = cupy.cuda.Event()
-        self._end = cupy.cuda.Event()
+        self.device = cupy.cuda.Device(index)
+        with self.device:  # events belong to the device current at creation
+            self.stream = cupy.cuda.get_current_stream()
+            self._begin = cupy.cuda.Event()
+            self._end = cupy.cuda.Event()
 
     def start(self) -> None:
-        self._begin.record()
+        with self.device:
+            self._begin.record(self.stream)
 
     def stop(self) -> None:
-        self._end.record()
+        with self.device:
+            self._end.record(self.stream)
 
     def elapsed_ns(self) -> int:
         self._end.synchronize()
@@ -183,14 +194,17 @@ class CUDABackend(DeviceBackend):
 
     def create_timer(self, index: int) -> DeviceTimer:
         # Creating two CUDA events costs microseconds; the profiler creates a timer per
-        # call, so timers it has read come back through release_timer and are reused.
+        # call, so timers it has read come back through release_timer and are reused. A
+        # reused timer is pointed at the device's stream that is current now.
         pool = self._timer_pools.get(index)
         if pool:
-            return pool.pop()
+            timer = pool.pop()
+            with timer.device:  # type: ignore[attr-defined]
+                timer.stream = self.cupy.cuda.get_current_stream()  # type: ignore[attr-defined]
+            return timer
         if index not in self._ready:
             self.require(index)
-        with self.cupy.cuda.Device(index):
-            return CUDATimer(self.cupy)
+        return CUDATimer(self.cupy, index)
 
     def release_timer(self, index: int, timer: DeviceTimer) -> None:
         self._timer_pools.setdefault(index, []).append(timer)

@@ -6,6 +6,9 @@ batched ``xp.matmul`` (BLAS / cuBLAS) multiplies them by the filters of each gro
 Two cases skip the gather: 1x1 convolutions with unit stride and no padding (the input
 already is the column matrix), and depthwise convolutions, which accumulate KH*KW
 shifted windows scaled per channel, far cheaper than thousands of 1-row matmuls.
+float16 and bfloat16 accumulate in float32 on every device (the CPU widens the whole
+convolution, having no half-precision BLAS; CUDA widens the depthwise running sum) and
+round once into ``out``.
 """
 
 from __future__ import annotations
@@ -75,18 +78,25 @@ def conv2d_arrays(xp: Any, x: Any, w: Any, b: Any, o: Any, strides: Sequence[int
 
 def _depthwise(xp: Any, x: Any, w: Any, o: Any, strides: Sequence[int],
                dilations: Sequence[int]) -> None:
+    """Sum of KH*KW shifted windows scaled per channel; float16/bfloat16 sum in float32."""
     kh, kw = w.shape[2:]
+    low = is_low_precision(o.dtype)
     weights = w.reshape(1, w.shape[0], kh, kw)
-    term = xp.empty_like(o)
+    if low:  # a low-precision running sum loses the small taps once it grows
+        weights = weights.astype(np.float32)
+    acc = xp.empty(o.shape, np.float32) if low else o
+    term = xp.empty_like(acc)
     for i in range(kh):
         for j in range(kw):
             win = window_view(xp, x, (i * dilations[0], j * dilations[1]), o.shape[2:], strides)
             scale = weights[:, :, i:i + 1, j:j + 1]
             if i == 0 and j == 0:
-                xp.multiply(win, scale, out=o)
+                xp.multiply(win, scale, out=acc)
             else:
                 xp.multiply(win, scale, out=term)
-                xp.add(o, term, out=o)
+                xp.add(acc, term, out=acc)
+    if low:
+        xp.copyto(o, acc, casting="unsafe")
 
 
 def _im2col_matmul(xp: Any, x: Any, w: Any, o: Any, strides: Sequence[int],

@@ -4,8 +4,9 @@ A CuPy launch costs 10-25 us of host time and each pass re-reads memory, so the 
 that NumPy spells as 3-5 ufunc passes get one kernel here: ``ElementwiseKernel`` for
 erf / gelu / sigmoid / silu / rsqrt / batch_norm (float16, float32, float64, computing
 in float32 for float16), and a ``RawKernel`` with one thread block per row for float32
-softmax, log_softmax and layer_norm over trailing axes. Other layouts and dtypes fall
-back to the shared array-module code in :mod:`relaxvm.kernels.norm`.
+softmax, log_softmax and layer_norm over trailing axes (a NaN in a row makes the whole
+softmax row NaN, as NumPy's does). Other layouts and dtypes fall back to the shared
+array-module code in :mod:`relaxvm.kernels.norm`.
 
 Nothing here imports CuPy at import time: kernel objects are built on first call.
 """
@@ -137,6 +138,11 @@ def batch_norm(x: Any, scale: Any, bias: Any, mean: Any, var: Any, out: Any,
 # -- row kernels: one block per row of a (rows, cols) float32 matrix -------------------
 
 _ROW_SOURCE = r"""
+// A max that propagates NaN, as NumPy's max does (fmaxf would return the other operand).
+__device__ __forceinline__ float rvm_max(float a, float b) {
+    return (a != a || a > b) ? a : b;
+}
+
 __device__ __forceinline__ float rvm_block_reduce(float v, float* buf, int use_max) {
     const int t = threadIdx.x;
     buf[t] = v;
@@ -144,7 +150,7 @@ __device__ __forceinline__ float rvm_block_reduce(float v, float* buf, int use_m
     for (int width = blockDim.x >> 1; width > 0; width >>= 1) {
         if (t < width) {
             const float other = buf[t + width];
-            buf[t] = use_max ? fmaxf(buf[t], other) : buf[t] + other;
+            buf[t] = use_max ? rvm_max(buf[t], other) : buf[t] + other;
         }
         __syncthreads();
     }
@@ -159,7 +165,7 @@ extern "C" __global__ void rvm_softmax_rows(const float* x, float* y, int cols, 
     const float* xr = x + base;
     float* yr = y + base;
     float peak = -__int_as_float(0x7f800000);  // -inf
-    for (int j = threadIdx.x; j < cols; j += blockDim.x) peak = fmaxf(peak, xr[j]);
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) peak = rvm_max(peak, xr[j]);
     peak = rvm_block_reduce(peak, buf, 1);
     float total = 0.0f;
     for (int j = threadIdx.x; j < cols; j += blockDim.x) total += expf(xr[j] - peak);

@@ -38,8 +38,11 @@ CUDA versions (one launch each) are listed in `relaxvm/kernels/cuda_fused.py`.
 Each test compares against a float64 NumPy reference (or `onnx.reference` / onnxruntime)
 computed from the same rounded inputs, with the `rtol / atol` of the kernel's tolerance
 class below (`exact` means bit-equal; integer and bool results are always exact).
-`(cpu)` marks dtypes tested on the CPU only (CuPy has no bfloat16); every other case runs
-on both devices, the CUDA ones wherever a GPU is present.
+Every case runs on both devices, the CUDA ones wherever a GPU is present. `(cuda: probed)`
+marks dtypes whose CUDA cases depend on CuPy: CuPy 14 supports bfloat16 minimally, through
+ml_dtypes, so the CUDA run first probes it (a small bfloat16 array on the GPU, and an add).
+Where the probe fails the cases skip with its reason; where a kernel still raises for
+bfloat16 on CUDA, the case is reported as xfail with CuPy's error.
 
 """
 

@@ -3,7 +3,8 @@
 Windowed pools take the output size from ``out``'s shape (the compiler applied
 ``ceil_mode`` when it inferred it), pad the input once, then fold KH*KW strided window
 views into ``out`` with ``maximum`` / ``add``: each pass is a plain elementwise ufunc
-over an output-sized view, with no temporary larger than the input.
+over an output-sized view, with no temporary larger than the input. Average pooling of
+float16/bfloat16 sums the taps in a float32 buffer on every device and rounds once.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Columns follow TVM's profiler (Name, Duration (us), Percent, Device, Count, Argument
 Shapes) plus Host (us): the host time each call took from dispatch to return, which on a
-GPU is the Python launch cost the device time does not show.
+GPU is the Python launch cost the device time does not show. The per-device Total rows
+carry the device time of the whole run and, as Host (us), its wall time.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ class Report:
             cells.append([_fmt(c, sums[c]) if c in sums else ("Sum" if c == "Name" else "")
                           for c in COLUMNS])
         for dev, metrics in self.device_metrics.items():
+            host = metrics.get("Host (us)", "")
             cells.append(["Total", _fmt("Duration (us)", metrics.get("Duration (us)", 0.0)),
-                          "", dev, "1", "", ""])
+                          "", dev, "1", "", _fmt("Host (us)", host)])
         widths = [max(len(h), *(len(row[i]) for row in cells)) if cells else len(h)
                   for i, h in enumerate(COLUMNS)]
         lines = [_line(COLUMNS, widths)] + [_line(row, widths) for row in cells]

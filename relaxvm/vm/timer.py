@@ -7,6 +7,11 @@ last block predicts, at least x1.618) and the block is timed again; the grown ``
 carries into later repeats and later calls of the same evaluator; after 100 blocks that
 read 0 ns it stops growing (TVM's limit_zero_time_iterations). After repeat ``i`` it sleeps
 ``cooldown_interval_ms`` when ``i % repeats_to_cooldown == 0`` (TVM's rule).
+
+The arguments are bound once per evaluator call, onto the VM's first device, so the timed
+calls do no conversion and no host-to-device copy. ``cache_flush_bytes`` copies that many
+bytes between two device buffers before each block, outside the timed window. Each result
+also keeps the host wall time of its block (``BenchmarkResult.host_results``).
 """
 
 from __future__ import annotations
@@ -52,13 +57,26 @@ class BenchmarkResult:
         return text
 
 
-def _target(vm: Any, func_name: str) -> Callable[..., Any]:
+def _target(vm: Any, func_name: str) -> Callable[..., Callable[[], Any]]:
+    """``bind(*args, **kwargs)`` -> a zero-argument call of ``func_name`` on those arguments.
+
+    A VM function's arguments are bound once, onto the VM's first device (NumPy arrays
+    converted, tensors elsewhere copied), and the translated function is called directly:
+    no timed call pays for argument conversion or a host-to-device copy.
+    """
     if func_name == "invoke_stateful":
-        return vm.invoke_stateful
-    if func_name in vm._saved:
-        return vm._saved[func_name]
-    vm._function_index(func_name, "time_evaluator")  # unknown name: an error naming us
-    return vm[func_name]
+        return lambda *args, **kwargs: lambda: vm.invoke_stateful(*args, **kwargs)
+    saved = vm._saved.get(func_name)
+    if saved is not None:
+        return lambda *args, **kwargs: lambda: saved(*args, **kwargs)
+    index = vm._function_index(func_name, "time_evaluator")  # unknown name: an error naming us
+    invoke = vm._invoke
+
+    def bind(*args: Any, **kwargs: Any) -> Callable[[], Any]:
+        bound = vm._bind_args(func_name, index, args, kwargs, to_device=True)
+        return lambda: invoke(index, bound)
+
+    return bind
 
 
 def _validate(number: int, repeat: int, min_repeat_ms: float, repeats_to_cooldown: int) -> None:
@@ -71,12 +89,13 @@ def _validate(number: int, repeat: int, min_repeat_ms: float, repeats_to_cooldow
 
 
 LIMIT_ZERO_TIME_ITERATIONS = 100  # TVM's: stop growing ``number`` after this many 0 ns blocks
+GOLDEN_RATIO = 1.618
 
 
 def make_time_evaluator(vm: Any, func_name: str, dev: Device | str, number: int, repeat: int,
                         min_repeat_ms: float, cooldown_interval_ms: float,
                         repeats_to_cooldown: int, f_preproc: str, cache_flush_bytes: int, *,
-                        sleep: Callable[[float], None] = time.sleep,
+                        sleep: Callable[[float], None] | None = None,
                         create_timer: Callable[[Device], Any] | None = None
                         ) -> Callable[..., BenchmarkResult]:
     """The evaluator behind ``VirtualMachine.time_evaluator``.
@@ -85,28 +104,32 @@ def make_time_evaluator(vm: Any, func_name: str, dev: Device | str, number: int,
     default to ``time.sleep`` and the device backend's timer; tests inject fakes.
     """
     _validate(number, repeat, min_repeat_ms, repeats_to_cooldown)
-    target = _target(vm, func_name)
+    bind = _target(vm, func_name)
     dev = parse_device(dev)
     preproc = get_global_func(f_preproc) if f_preproc else None
     flush = _cache_flusher(dev, cache_flush_bytes)
-    make_timer = create_timer or (lambda d: d.backend.create_timer(d.index))
     state = {"number": number}
 
-    def time_block(n: int, args: tuple, kwargs: dict[str, Any]) -> tuple[int, int]:
+    def time_block(n: int, call: Callable[[], Any]) -> tuple[int, int]:
         """Device and host nanoseconds for ``n`` back-to-back calls."""
-        flush()
+        flush()  # outside the timed window
         dev.sync()
-        timer = make_timer(dev)
+        timer = create_timer(dev) if create_timer is not None else \
+            dev.backend.create_timer(dev.index)
         h0 = time.perf_counter_ns()
         timer.start()
         for _ in range(n):
-            target(*args, **kwargs)
+            call()
         timer.stop()
         elapsed_ns = timer.elapsed_ns()
-        return elapsed_ns, time.perf_counter_ns() - h0
+        host_ns = time.perf_counter_ns() - h0
+        if create_timer is None:
+            dev.backend.release_timer(dev.index, timer)
+        return elapsed_ns, host_ns
 
     def evaluator(*args: Any, **kwargs: Any) -> BenchmarkResult:
-        target(*args, **kwargs)  # warm-up, discarded
+        call = bind(*args, **kwargs)
+        call()  # warm-up, discarded
         results, host_results = [], []
         for i in range(repeat):
             if preproc is not None:
@@ -115,9 +138,9 @@ def make_time_evaluator(vm: Any, func_name: str, dev: Device | str, number: int,
             while True:
                 n = state["number"]
                 if duration_ms > 0:
-                    n = max(int(min_repeat_ms / (duration_ms / n) + 1), int(n * 1.618))
+                    n = next_number(n, duration_ms, min_repeat_ms)
                     state["number"] = n
-                elapsed_ns, host_ns = time_block(n, args, kwargs)
+                elapsed_ns, host_ns = time_block(n, call)
                 duration_ms = elapsed_ns / 1e6
                 zero_readings += elapsed_ns == 0
                 if duration_ms >= min_repeat_ms or zero_readings >= LIMIT_ZERO_TIME_ITERATIONS:
@@ -125,10 +148,17 @@ def make_time_evaluator(vm: Any, func_name: str, dev: Device | str, number: int,
             results.append(elapsed_ns / 1e9 / n)
             host_results.append(host_ns / 1e9 / n)
             if cooldown_interval_ms > 0 and i % repeats_to_cooldown == 0:
-                sleep(cooldown_interval_ms / 1e3)
+                (sleep or time.sleep)(cooldown_interval_ms / 1e3)
         return BenchmarkResult(results, host_results, state["number"])
 
     return evaluator
+
+
+def next_number(number: int, duration_ms: float, min_repeat_ms: float) -> int:
+    """TVM's growth rule: what the last block predicts for ``min_repeat_ms``, +1, and at
+    least x1.618 (``number = max(min_repeat_ms / (duration_ms / number) + 1, number *
+    1.618)``, truncated to an int)."""
+    return int(max(min_repeat_ms / (duration_ms / number) + 1, number * GOLDEN_RATIO))
 
 
 def _cache_flusher(dev: Device, nbytes: int) -> Callable[[], None]:

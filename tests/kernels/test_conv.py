@@ -6,11 +6,21 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kernel_harness import check, dtype_params, random_array, run_kernel, skip_unsupported, wide
+from kernel_harness import (
+    ArrayModuleProxy,
+    check,
+    dtype_params,
+    random_array,
+    run_kernel,
+    skip_unsupported,
+    stuck_taps,
+    wide,
+)
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
 from relaxvm.errors import ArgumentError
+from relaxvm.kernels.conv import conv2d_arrays
 
 
 def reference_conv2d(x: np.ndarray, w: np.ndarray, b: Any, strides: Any, pads: Any,
@@ -124,3 +134,23 @@ def test_conv2d_rejects_non_4d(dev: Any) -> None:
     x, w = np.ones((2, 6, 6), np.float32), np.ones((3, 2, 3, 3), np.float32)
     with pytest.raises(ArgumentError, match=r"conv2d: x, w and out must be 4-d \(NCHW\)"):
         run_kernel("conv2d", dev, [x, w, None], (1, 3, 4, 4), "float32")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_depthwise_conv_accumulates_low_precision_in_float32(dev: Any, dtype: str) -> None:
+    skip_unsupported(dev, dtype)
+    x = stuck_taps(dtype)                                  # (1, 1, 1, 64), one channel
+    w = np.ones((1, 1, 1, 64), x.dtype)                    # depthwise: groups == channels
+    got = run_kernel("conv2d", dev, [x, w, None], (1, 1, 1, 1), dtype,
+                     [(1, 1), (0, 0, 0, 0), (1, 1), 1])
+    check("conv2d", got, wide(x).sum(keepdims=True), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_depthwise_array_module_path_sums_in_float32(dtype: str) -> None:
+    """The path CuPy takes (the CPU one widens the whole convolution first)."""
+    x = stuck_taps(dtype)
+    w = np.ones((1, 1, 1, 64), x.dtype)
+    out = np.empty((1, 1, 1, 1), x.dtype)
+    conv2d_arrays(ArrayModuleProxy(), x, w, None, out, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    check("conv2d", out, wide(x).sum(keepdims=True), dtype)

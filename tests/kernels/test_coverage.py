@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relaxvm.kernels.coverage import (
-    CPU_ONLY_DTYPES,
+    CUDA_PROBED_DTYPES,
     TOLERANCES,
     coverage_of,
     describe,
@@ -14,10 +14,16 @@ from relaxvm.kernels.coverage import (
 )
 
 
-def test_cuda_leaves_out_cpu_only_dtypes() -> None:
-    assert "bfloat16" in dtypes_tested("add", "cpu")
-    assert dtypes_tested("add", "cuda") == ("float32", "float16")
-    assert CPU_ONLY_DTYPES == {"bfloat16"}
+def test_cuda_is_tested_on_every_documented_dtype_with_bfloat16_probed() -> None:
+    assert dtypes_tested("add", "cpu") == ("float32", "float16", "bfloat16")
+    assert dtypes_tested("add", "cuda") == dtypes_tested("add", "cpu")
+    assert CUDA_PROBED_DTYPES == {"bfloat16"}
+
+
+def test_dtypes_tested_rejects_unknown_device_types() -> None:
+    with pytest.raises(ValueError, match=r"dtypes_tested: device_type must be 'cpu' or "
+                                         r"'cuda', got 'tpu'"):
+        dtypes_tested("add", "tpu")
 
 
 def test_tolerance_follows_the_kernel_class() -> None:
@@ -33,8 +39,8 @@ def test_accumulating_tolerances_are_looser_than_elementwise() -> None:
         assert wide_rtol >= rtol and wide_atol >= atol
 
 
-def test_describe_names_class_and_marks_cpu_only_dtypes() -> None:
-    assert describe("gelu") == "elementwise: float32, float16, bfloat16 (cpu)"
+def test_describe_names_class_and_marks_probed_cuda_dtypes() -> None:
+    assert describe("gelu") == "elementwise: float32, float16, bfloat16 (cuda: probed)"
     assert coverage_of("argmax").dtypes == ("float32", "float16", "int32")
 
 

@@ -155,3 +155,23 @@ def test_row_kernels_on_gpu_match_cpu_for_long_rows() -> None:
         gpu = run_kernel(name, relaxvm.cuda(0), inputs, x.shape, "float32", attrs)
         cpu = run_kernel(name, relaxvm.cpu(0), inputs, x.shape, "float32", attrs)
         check(name, gpu, cpu.astype(np.float64), "float32")
+
+
+def test_row_kernel_max_reduction_propagates_nan() -> None:
+    """fmaxf(NaN, x) is x: a row reduced with it would hide a NaN that NumPy propagates."""
+    source = cuda_fused._ROW_SOURCE
+    assert "fmaxf(" not in source and "fmax(" not in source
+    assert "(a != a || a > b) ? a : b" in source   # NaN wins in either operand
+    assert source.count("rvm_max(") == 3           # definition, block reduce, per-thread max
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_row_kernels_on_gpu_propagate_a_nan_row_like_numpy(name: str) -> None:
+    x = random_array(np.random.default_rng(97), (4, 1000), "float32")
+    x[1, 617] = np.nan
+    gpu = run_kernel(name, relaxvm.cuda(0), [x], x.shape, "float32", [-1])
+    cpu = run_kernel(name, relaxvm.cpu(0), [x], x.shape, "float32", [-1])
+    assert np.isnan(gpu[1]).all() and np.isnan(cpu[1]).all()
+    assert not np.isnan(np.delete(gpu, 1, axis=0)).any()
+    check(name, gpu, cpu.astype(np.float64), "float32")

@@ -8,10 +8,21 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from kernel_harness import check, dtype_params, random_array, run_kernel, skip_unsupported, wide
+from kernel_harness import (
+    ArrayModuleProxy,
+    check,
+    dtype_params,
+    random_array,
+    run_kernel,
+    skip_unsupported,
+    stuck_taps,
+    wide,
+)
 from onnx import TensorProto, helper
 
+import relaxvm
 from relaxvm.errors import ArgumentError
+from relaxvm.kernels.pool import avg_pool2d
 
 
 def _out_size(size: int, k: int, s: int, pad: int, d: int, ceil_mode: int) -> int:
@@ -150,3 +161,19 @@ def test_pool_rejects_wrong_attribute_lengths(dev: Any) -> None:
     with pytest.raises(ArgumentError, match=r"avg_pool2d: expected 2 kernel_shape, 2 strides, "
                                             r"4 pads"):
         run_kernel("avg_pool2d", dev, [x], (1, 1, 3, 3), "float32", [(2, 2), (2, 2), (0, 0)])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_avg_pool_accumulates_low_precision_in_float32(dev: Any, dtype: str) -> None:
+    skip_unsupported(dev, dtype)
+    x = stuck_taps(dtype)                                  # summed in dtype, the ones vanish
+    got = run_kernel("avg_pool2d", dev, [x], (1, 1, 1, 1), dtype, [(1, 64)])
+    check("avg_pool2d", got, wide(x).mean(keepdims=True), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_avg_pool_array_module_path_sums_in_float32(dtype: str) -> None:
+    x = stuck_taps(dtype)
+    out = relaxvm.empty((1, 1, 1, 1), x.dtype)
+    avg_pool2d(ArrayModuleProxy(), relaxvm.tensor(x), out, (1, 64))
+    check("avg_pool2d", out.numpy(), wide(x).mean(keepdims=True), dtype)
