@@ -27,7 +27,7 @@ from relaxvm.vm import builtins as _builtins  # noqa: F401  (registers vm.builti
 from relaxvm.vm.closure import VMClosure
 from relaxvm.vm.errors import contextualize
 from relaxvm.vm.executable import Executable, FuncKind, check_executable
-from relaxvm.vm.resolve import resolve_packed
+from relaxvm.vm.resolve import direct_kernel_functions, resolve_packed
 from relaxvm.vm.translate import INSTRUMENT, PLAIN, Translation, compile_translation
 
 
@@ -76,6 +76,9 @@ class VirtualMachine:
         for index, info in enumerate(exe.func_table):
             if not self._is_vm_func[index]:
                 self._pool[index] = resolve_packed(info.name, self)
+        # Functions whose kernel sites are bound to implementations for devices[0], without
+        # routers; tensors given to them must be of that device type (see _convert_arg).
+        self._direct_functions = direct_kernel_functions(self)
         self._translations: dict[str, Translation] = {}
         self._instrument: Callable[..., Any] | None = None
         self._fns: list[Any] = [None] * len(exe.func_table)
@@ -137,17 +140,26 @@ class VirtualMachine:
                                  f"{hint}")
         return index
 
-    def _convert_arg(self, value: Any, to_device: bool) -> Any:
+    def _convert_arg(self, value: Any, to_device: bool, checked: bool = False,
+                     where: str = "", what: str = "an argument") -> Any:
+        """``value`` as the VM takes it: arrays become tensors on the first device, lists
+        tuples; with ``to_device``, tensors move there. With ``checked`` (the function's
+        kernels are bound for devices[0]), a tensor of another device type is an error
+        that reads ``{where}: {what} is a tensor on ...``."""
         if isinstance(value, Tensor):
-            if to_device and value.device is not self.devices[0]:
-                return value.copyto(self.devices[0])
+            home = self.devices[0]
+            if to_device and value.device is not home:
+                return value.copyto(home)
+            if checked and value.device.device_type != home.device_type:
+                raise ArgumentError(
+                    f"{where}: {what} is a tensor on {value.device}, but this VM runs on "
+                    f"{home}; copy it there first (.copyto({home!r}))")
             return value
         if isinstance(value, (np.ndarray, np.generic)):
             return tensor(np.asarray(value), self.devices[0])
-        if isinstance(value, list):
-            return tuple(self._convert_arg(v, to_device) for v in value)
-        if type(value) is tuple:
-            return tuple(self._convert_arg(v, to_device) for v in value)
+        if isinstance(value, list) or type(value) is tuple:
+            return tuple(self._convert_arg(v, to_device, checked, where, f"{what}[{i}]")
+                         for i, v in enumerate(value))
         return value
 
     def _bind_args(self, name: str, index: int, args: Sequence[Any],
@@ -176,7 +188,9 @@ class VirtualMachine:
                 f"{name}: invoking function {name} expects {info.num_args} arguments "
                 f"({', '.join(params)}), but {len(args)} arguments were provided"
                 + (f"; missing {', '.join(missing)}" if missing else ""))
-        return [self._convert_arg(a, to_device) for a in args]
+        checked = index in self._direct_functions
+        return [self._convert_arg(a, to_device, checked, name, "parameter " + param)
+                for a, param in zip(args, params)]
 
     def _invoke(self, index: int, args: Sequence[Any]) -> Any:
         fn = self._fns[index]
@@ -203,17 +217,23 @@ class VirtualMachine:
         everything else (kwargs, conversion, misuse) through ``_call_named``."""
         nargs = self.exe.func_table[index].num_args
         fns, inputs, vm = self._fns, self._inputs, self
-        slow, convert = self._call_named, self._convert_arg
+        slow = self._call_named
         if self._device_context is not None:
             return functools.partial(self._call_named, name, index)
+        # With the function's kernels bound for devices[0], a tensor elsewhere takes the slow
+        # path, which checks its device type.
+        home = self.devices[0] if index in self._direct_functions else None
 
         def entry(*args: Any, **kwargs: Any) -> Any:
-            if kwargs or len(args) != nargs or name in inputs:
+            if kwargs or len(args) != nargs or inputs and name in inputs:
                 return slow(name, index, *args, **kwargs)
             for a in args:
-                if a.__class__ not in _PASSTHROUGH:
-                    args = tuple(convert(x, False) for x in args)
-                    break
+                if a.__class__ is Tensor:
+                    if a.device is home or home is None:
+                        continue
+                elif a.__class__ in _PASSTHROUGH:
+                    continue
+                return slow(name, index, *args)
             try:
                 return fns[index](*args)
             except Exception as exc:
@@ -234,6 +254,8 @@ class VirtualMachine:
         if not callable(closure):
             raise ArgumentError(f"invoke_closure: closure must be a VMClosure, got "
                                 f"{type(closure).__name__}")
+        # Unchecked: no VM function with bound kernels can be a closure or function value
+        # (direct_kernel_functions), so ``closure`` runs only routed kernels.
         converted = [self._convert_arg(a, False) for a in args]
         try:
             return closure(*converted)
@@ -332,7 +354,8 @@ def _missing(name: str, params: list[str], missing: list[str]) -> ArgumentError:
                          f"(parameters are ({', '.join(params)}))")
 
 
-_PASSTHROUGH = frozenset({Tensor, int, float, bool, str, type(None), Shape, DataType, VMClosure})
+# Entry arguments that need no conversion (Tensors are checked apart).
+_PASSTHROUGH = frozenset({int, float, bool, str, type(None), Shape, DataType, VMClosure})
 
 
 def _device_list(device: Any) -> list[Device]:

@@ -8,19 +8,42 @@ call costs more than the work itself, so such sites get a closure with the answe
 precomputed; a check that does not pass on the fast path calls the generic builtin, which
 raises its usual error. The closures take the same arguments as
 the builtin, so the generated code does not change shape.
+
+Check closures also carry what their passing path tests as a :class:`Guard` (attribute
+``GUARD_ATTR``): the plain translation tests those facts inline, one condition for a whole
+run of checks, and calls the closures only when the condition fails (``translate.py``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from relaxvm.memory.pooled import PooledAllocator
 from relaxvm.memory.storage import Storage
 from relaxvm.objects import Shape, numpy_dtype
 from relaxvm.tensor import Tensor, cached_view, tensor_in_storage
 from relaxvm.vm.bytecode import ArgKind, decode_arg
 
 _MISSING = object()
+
+# The allocation sites build their Tensor or Storage as ``_new(cls)`` plus a store to every
+# slot, skipping the class's Python ``__init__`` (a frame, ~30 ns a call); the tests check
+# that the slots set here are still all the class has.
+_new = object.__new__
+
+GUARD_ATTR = "vm_guard"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a check site's passing path tests of its first argument, beyond its being a
+    Tensor: ``ndim`` dimensions, and when set, the NumPy ``dtype`` and the exact ``dims``."""
+    ndim: int
+    dtype: Any = None
+    dims: tuple[int, ...] | None = None
 
 
 def _constant(word: int, vm: Any) -> Any:
@@ -51,11 +74,16 @@ def _alloc_storage(words: tuple, vm: Any) -> Callable[..., Any] | None:
         nbytes = numpy_dtype(dtype).itemsize * Shape(shape).numel
     except TypeError:
         return None
-    alloc = vm.allocators[index].alloc
+    allocator = vm.allocators[index]
+    take = (allocator.sized(nbytes) if isinstance(allocator, PooledAllocator) else
+            functools.partial(allocator.alloc, nbytes))
 
     def alloc_storage_site(vm_: Any, shape_: Any, index_: Any, dtype_: Any,
                            scope: str = "global") -> Storage:
-        return Storage(alloc(nbytes))
+        buffer = take()  # first: a Storage without a buffer must never exist
+        storage = _new(Storage)  # Storage(buffer)
+        storage.buffer = buffer
+        return storage
 
     return alloc_storage_site
 
@@ -72,6 +100,7 @@ def _alloc_tensor(words: tuple, vm: Any) -> Callable[..., Any] | None:
         return None
     dims = tuple(shape)
     key = (offset, dims, np_dtype)
+    known_shape = tuple.__new__(Shape, dims)  # what Tensor.shape would make, made once
 
     def alloc_tensor_site(storage: Storage, offset_: Any, shape_: Any, dtype_: Any,
                           scope: str = "global") -> Tensor:
@@ -80,7 +109,12 @@ def _alloc_tensor(words: tuple, vm: Any) -> Callable[..., Any] | None:
         if views is not None:
             array = views.get(key)
             if array is not None:
-                return Tensor(array, buffer.device, storage)
+                tensor = _new(Tensor)  # Tensor(array, buffer.device, storage)
+                tensor.array = array
+                tensor.device = buffer.device
+                tensor.storage = storage
+                tensor._shape = known_shape
+                return tensor
             return Tensor(cached_view(buffer, offset, dims, np_dtype, key) if
                           _fits(buffer, offset, dims, np_dtype) else
                           tensor_in_storage(storage, offset, dims, np_dtype).array,
@@ -118,6 +152,7 @@ def _check_tensor_info(words: tuple, vm: Any) -> Callable[..., Any] | None:
                 return
         check_tensor_info(arg, *rest)
 
+    setattr(check_tensor_info_site, GUARD_ATTR, Guard(ndim, dtype=np_dtype))
     return check_tensor_info_site
 
 
@@ -140,6 +175,7 @@ def _match_shape(words: tuple, vm: Any) -> Callable[..., Any] | None:
             return
         match_shape(value, *rest)
 
+    setattr(match_shape_site, GUARD_ATTR, Guard(ndim, dims=dims))
     return match_shape_site
 
 

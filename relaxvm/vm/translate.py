@@ -16,6 +16,13 @@ source text — constants, callees and names are reached through lists built at 
 Three modes share the generator: ``plain``; ``instrument`` (every Call goes through the
 user's instrument hook); ``profile`` (every Call is timed). Choosing the mode at load keeps
 the plain code free of per-call ``if`` checks.
+
+In plain mode a run of parameter checks whose sites carry a ``Guard`` (see ``specialize``)
+becomes one inline test, ``if r0.__class__ is not T or r0.array.shape != (32, 32) or
+r0.array.dtype is not d1 or r1...:``, over the original site calls: passing costs one
+condition instead of a call per check, and failing runs every check in order, each on
+its own line, so the first that fails raises its usual error with its instruction index.
+The shape is written as numbers; the Tensor class and dtypes are bound through a list.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from relaxvm.tensor import Tensor
 from relaxvm.vm.bytecode import (
     BEGIN_SPECIAL_REG,
     VM_REGISTER,
@@ -32,6 +40,7 @@ from relaxvm.vm.bytecode import (
     Opcode,
     decode_arg,
 )
+from relaxvm.vm.specialize import GUARD_ATTR, Guard
 
 PLAIN, INSTRUMENT, PROFILE = "plain", "instrument", "profile"
 
@@ -53,9 +62,11 @@ class Translation:
     # code object -> (function index, {line number: absolute pc})
     line_maps: dict[Any, tuple[int, dict[int, int]]] = field(default_factory=dict)
     source: str = ""
+    site_callables: list[Any] = field(default_factory=list)  # site -> its s<site>, or None
 
 
 LEAF_BLOCKS = 4  # a dispatch leaf compares pc against at most this many block numbers
+GUARD_RUN = 32   # checks folded into one inline guard at most (keeps each condition short)
 
 
 def _leaders(instrs: list[Any]) -> list[int]:
@@ -84,13 +95,28 @@ def _register_reads(instrs: list[Any]) -> set[int]:
     return {r for r in reads if r < BEGIN_SPECIAL_REG}
 
 
+@dataclass
+class _PendingCheck:
+    """A guarded check waiting for the end of its run (see ``_Emitter.flush_checks``)."""
+    func_index: int
+    pc: int
+    ins: Any
+    site: int
+    register: int
+    guard: Guard
+
+
 class _Emitter:
     def __init__(self, exe: Any, is_vm_func: list[bool], mode: str,
-                 site_exprs: Callable[[int, int, tuple], str]) -> None:
+                 site_callable: Callable[[int, int, tuple], Any]) -> None:
         self.exe = exe
         self.is_vm_func = is_vm_func
         self.mode = mode
-        self.site_expr = site_exprs
+        self.site_callable = site_callable
+        self.per_site: list[Any] = []  # site -> its own callable (bound as s<site>) or None
+        self.guard_values: list[Any] = [Tensor]  # G: T = G[0], d<i> = G[i] (dtypes)
+        self.pending: list[_PendingCheck] = []
+        self.guards_emitted = False
         self.lines: list[str] = []
         self.line_pcs: dict[int, int] = {}  # absolute source line (1-based) -> pc
         self.func_lines: dict[int, tuple[int, int]] = {}  # function -> [first, end) line index
@@ -146,25 +172,79 @@ class _Emitter:
             self.unset = set(range(info.num_args, info.register_file_size))
             for offset, ins in enumerate(instrs):
                 self._straight(index, info.start_instr + offset, ins, "        ")
+            self.flush_checks("        ")
         self.unset = set()
         self.emit(f"    fn{index}.vm_name = NAMES[{index}]")
         self.func_lines[index] = (first, len(self.lines))
 
     def _straight(self, func_index: int, pc: int, ins: Any, indent: str) -> None:
         if ins.opcode == Opcode.CALL:
-            self._call(func_index, pc, ins, indent)
+            site = self._new_site(func_index, pc, ins)
+            check = self._guarded_check(func_index, pc, ins, site)
+            if check is not None:
+                if len(self.pending) == GUARD_RUN:
+                    self.flush_checks(indent)
+                self.pending.append(check)
+                return
+            self.flush_checks(indent)
+            self._call(func_index, pc, ins, indent, site)
         elif ins.opcode == Opcode.RET:
+            self.flush_checks(indent)
             self.emit(f"{indent}return {self.reg(ins.result)}", pc)
         else:  # pragma: no cover - guarded by the caller
             raise AssertionError(ins.opcode)
 
-    def _call(self, func_index: int, pc: int, ins: Any, indent: str) -> None:
-        args = ", ".join(self.arg(w) for w in ins.args)
-        callee = self.func_ref(ins.func_idx)
+    def _new_site(self, func_index: int, pc: int, ins: Any) -> int:
         site = len(self.sites)
         self.sites.append(CallSite(func_index, pc, ins.func_idx,
                                    self.exe.func_table[ins.func_idx].name))
-        expr = self.site_expr(site, ins.func_idx, ins.args) or callee
+        self.per_site.append(self.site_callable(func_index, ins.func_idx, ins.args))
+        return site
+
+    # -- inline guards for parameter checks (plain mode) ----------------------------------
+    def _guarded_check(self, func_index: int, pc: int, ins: Any, site: int
+                       ) -> _PendingCheck | None:
+        """The check to fold into an inline guard, or None to emit the Call as it is."""
+        guard = getattr(self.per_site[site], GUARD_ATTR, None)
+        if self.mode != PLAIN or guard is None or ins.dst < BEGIN_SPECIAL_REG or not ins.args:
+            return None
+        kind, reg = decode_arg(ins.args[0])
+        if kind != ArgKind.REGISTER or reg >= BEGIN_SPECIAL_REG or reg in self.unset:
+            return None
+        return _PendingCheck(func_index, pc, ins, site, int(reg), guard)
+
+    def flush_checks(self, indent: str) -> None:
+        """Emit the pending run of checks: one guard over the site calls it skips."""
+        run, self.pending = self.pending, []
+        if not run:
+            return
+        conditions: list[str] = []
+        for reg in dict.fromkeys(check.register for check in run):
+            guards = [check.guard for check in run if check.register == reg]
+            conditions.append(f"r{reg}.__class__ is not T")
+            dims = list(dict.fromkeys(g.dims for g in guards if g.dims is not None))
+            conditions += [f"r{reg}.array.shape != {_tuple_source(d)}" for d in dims]
+            implied = {len(d) for d in dims}
+            conditions += [f"r{reg}.array.ndim != {int(n)}"
+                           for n in dict.fromkeys(g.ndim for g in guards) if n not in implied]
+            conditions += [f"r{reg}.array.dtype is not d{self._guard_value(g.dtype)}"
+                           for g in guards if g.dtype is not None]
+        self.emit(f"{indent}if {' or '.join(dict.fromkeys(conditions))}:", run[0].pc)
+        self.guards_emitted = True
+        for check in run:
+            self._call(check.func_index, check.pc, check.ins, indent + "    ", check.site)
+
+    def _guard_value(self, value: Any) -> int:
+        for i, known in enumerate(self.guard_values):
+            if known is value:
+                return i
+        self.guard_values.append(value)
+        return len(self.guard_values) - 1
+
+    def _call(self, func_index: int, pc: int, ins: Any, indent: str, site: int) -> None:
+        args = ", ".join(self.arg(w) for w in ins.args)
+        callee = self.func_ref(ins.func_idx)
+        expr = callee if self.per_site[site] is None else f"s{site}"
         if expr != callee:
             self.sites_used.add(site)
         if self.mode == PLAIN or self.is_vm_func[ins.func_idx] and self.mode == PROFILE:
@@ -218,6 +298,8 @@ class _Emitter:
         ind = "    " * depth
         for i in range(first, last):
             ins, pc = instrs[i], start + i
+            if ins.opcode in (Opcode.GOTO, Opcode.IF):
+                self.flush_checks(ind)
             if ins.opcode == Opcode.GOTO:
                 self.emit(f"{ind}pc = {block_of[i + ins.pc_offset]}", pc)
                 return
@@ -228,27 +310,32 @@ class _Emitter:
             self._straight(func_index, pc, ins, ind)
             if ins.opcode == Opcode.RET:
                 return
+        self.flush_checks(ind)
         self.emit(f"{ind}pc = {block_of[last]}")
 
 
 def translate(exe: Any, is_vm_func: list[bool], mode: str = PLAIN,
-              site_expr: Callable[[int, int, tuple], str] | None = None
+              site_callable: Callable[[int, int, tuple], Any] | None = None
               ) -> tuple[str, _Emitter]:
     """Generate the module source for every VM function of ``exe``.
 
-    ``site_expr(site, callee_index, arg_words)`` may name a per-site callable (``S[site]``) to use
-    instead of the shared callee, e.g. a kernel router that caches its choice per site.
+    ``site_callable(func_index, callee_index, arg_words)`` may return a per-site callable
+    (bound as ``s<site>`` from ``emitter.per_site``) to use instead of the shared callee, e.g.
+    a kernel bound for the VM's device, or None.
     """
-    emitter = _Emitter(exe, is_vm_func, mode, site_expr or (lambda site, callee, args: ""))
+    emitter = _Emitter(exe, is_vm_func, mode, site_callable or (lambda func, callee, args: None))
     body_start = len(emitter.lines)
     for index, is_vm in enumerate(is_vm_func):
         if is_vm:
             emitter.function(index)
     body = emitter.lines[body_start:]
-    prologue = ["def build(F, K, S, VM, NAMES, HOOK):"]
+    prologue = ["def build(F, K, S, VM, NAMES, HOOK, G):"]
     prologue += [f"    k{i} = K[{i}]" for i in sorted(emitter.consts_used)]
     prologue += [f"    p{i} = F[{i}]" for i in sorted(emitter.packed_used)]
     prologue += [f"    s{i} = S[{i}]" for i in sorted(emitter.sites_used)]
+    if emitter.guards_emitted:
+        prologue += ["    T = G[0]"]
+        prologue += [f"    d{i} = G[{i}]" for i in range(1, len(emitter.guard_values))]
     vm_indices = [i for i, v in enumerate(is_vm_func) if v]
     epilogue = ["    return {" + ", ".join(f"{i}: fn{i}" for i in vm_indices) + "}"]
     shift = len(prologue)
@@ -260,34 +347,28 @@ def translate(exe: Any, is_vm_func: list[bool], mode: str = PLAIN,
 
 def compile_translation(exe: Any, is_vm_func: list[bool], pool: list[Any], constants: list[Any],
                         vm: Any, hook: Any, mode: str = PLAIN,
-                        site_callable: Callable[[int, tuple], Any] | None = None
+                        site_callable: Callable[[int, int, tuple], Any] | None = None
                         ) -> Translation:
     """Generate, compile and bind the functions; returns them with their line maps.
 
-    ``site_callable(callee_index, arg_words)`` may return a fresh per-site callable for a
-    callee (a kernel router that caches its device choice per call site, an allocation
-    specialised to constant arguments), or None to call the shared pool entry.
+    ``site_callable(func_index, callee_index, arg_words)`` may return a per-site callable
+    for a callee (a kernel implementation or a router that caches its device choice per
+    site, a builtin specialised to constant arguments), or None to call the pool entry.
     """
-    per_site: list[Any] = []
-
-    def site_expr(site: int, callee: int, args: tuple) -> str:
-        made = site_callable(callee, args) if site_callable is not None else None
-        per_site.append(made)
-        return f"s{site}" if made is not None else ""
-
-    source, emitter = translate(exe, is_vm_func, mode, site_expr)
+    source, emitter = translate(exe, is_vm_func, mode, site_callable)
     names = [info.name for info in exe.func_table]
     try:
         code = compile(source, f"<relaxvm {mode} translation>", "exec")
         namespace: dict[str, Any] = {}
         exec(code, namespace)  # noqa: S102 - source built from our own tokens, see module doc
-        functions = namespace["build"](pool, constants, per_site, vm, names, hook)
+        functions = namespace["build"](pool, constants, emitter.per_site, vm, names, hook,
+                                       emitter.guard_values)
     except _COMPILER_LIMITS as exc:
         raise _translation_error(exe, source, emitter, exc) from None
     line_maps: dict[Any, tuple[int, dict[int, int]]] = {}
     for index, fn in functions.items():
         line_maps[fn.__code__] = (index, emitter.line_pcs)
-    return Translation(functions, emitter.sites, line_maps, source)
+    return Translation(functions, emitter.sites, line_maps, source, emitter.per_site)
 
 
 # What CPython's compiler raises when generated code exceeds one of its limits.
@@ -314,3 +395,9 @@ def _translation_error(exe: Any, source: str, emitter: _Emitter, exc: BaseExcept
     return VMError(f"VirtualMachine: cannot translate {what} into Python: the generated code "
                    f"exceeds a CPython compiler limit ({type(exc).__name__}: {exc}); split "
                    f"the function into smaller ones")
+
+
+def _tuple_source(dims: tuple[int, ...]) -> str:
+    """``(32, 32)``, ``(4,)``, ``()``: a tuple of ints as Python source."""
+    items = [str(int(d)) for d in dims]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"

@@ -136,6 +136,52 @@ def test_stats_names_and_values_after_a_known_sequence():
     }
 
 
+def test_sized_alloc_serves_the_same_blocks_and_stats_as_alloc():
+    def run(use_sized):
+        alloc, backend = pool()
+        take = alloc.sized(5000) if use_sized else (lambda: alloc.alloc(5000))
+        a = take()                 # miss, 8 KiB
+        serial = a.handle.serial
+        alloc.free(a)
+        b = take()                 # hit on a's block
+        c = take()                 # miss
+        alloc.free(b)
+        alloc.free(c)
+        return serial == b.handle.serial, backend.allocs, alloc.stats()
+
+    assert run(use_sized=True) == run(use_sized=False)
+    assert run(use_sized=True)[:2] == (True, [8 * KIB, 8 * KIB])
+
+
+def test_sized_alloc_falls_back_to_a_larger_cached_block_like_alloc():
+    alloc, backend = pool()
+    alloc.free(alloc.alloc(8 * KIB))
+    buf = alloc.sized(4 * KIB)()
+    assert buf.nbytes == 8 * KIB and backend.allocs == [8 * KIB]
+    assert alloc.stats()["num_cache_hits"] == 1
+
+
+def test_sized_alloc_keeps_working_across_empty_cache():
+    alloc, backend = pool()
+    take = alloc.sized(4 * KIB)
+    alloc.free(take())
+    alloc.free(alloc.alloc(MIB))
+    assert alloc.empty_cache() == MIB + 4 * KIB
+    assert alloc.cached_bytes == 0 and sorted(alloc._free_lists) == [4 * KIB]  # MIB forgotten
+    alloc.free(take())                    # a fresh block, returned to the list take() holds
+    hits = alloc.stats()["num_cache_hits"]
+    serial = alloc._free_lists[4 * KIB][-1].handle.serial
+    assert take().handle.serial == serial
+    assert alloc.stats()["num_cache_hits"] == hits + 1
+    assert backend.allocs == [4 * KIB, MIB, 4 * KIB]
+
+
+def test_sized_alloc_rejects_a_bad_size():
+    alloc, _ = pool()
+    with pytest.raises(ValueError, match=r"nbytes must be an int >= 0, got -1"):
+        alloc.sized(-1)
+
+
 def test_reset_peak_stats_after_empty_cache_reflects_current_usage():
     alloc, _ = pool()
     keep = alloc.alloc(4 * KIB)

@@ -10,6 +10,8 @@ from programs import add_program, factorial_program, while_loop_program
 
 import relaxvm
 from relaxvm.errors import ArgumentError, VMError
+from relaxvm.memory import Storage
+from relaxvm.tensor import Tensor
 from relaxvm.vm import ExecBuilder, FuncKind, VirtualMachine
 
 
@@ -326,3 +328,68 @@ def test_runaway_recursion_reports_a_truncated_vm_call_stack():
 
 def test_vm_function_kind_is_exposed():
     assert FuncKind.VM_FUNC == 1 and FuncKind.PACKED_FUNC == 0
+
+
+# -- the specialised allocation sites --------------------------------------------------------
+
+def doubling_program():
+    """main(x): out = add(x, x), out a float32[4] view at offset 64 of a planned storage."""
+    ib = ExecBuilder()
+    with ib.function("main", num_inputs=1, param_names=["x"]):
+        ib.emit_call("vm.builtin.alloc_storage", args=[ib.vm_state(), (4096,), ib.imm(0),
+                                                         relaxvm.DataType("uint8")], dst=ib.r(1))
+        ib.emit_call("vm.builtin.alloc_tensor", args=[ib.r(1), ib.imm(64), (4,),
+                                                        relaxvm.DataType("float32")], dst=ib.r(2))
+        ib.emit_call("add", args=[ib.r(0), ib.r(0), ib.r(2)])
+        ib.emit_ret(ib.r(2))
+    return ib.get()
+
+
+def test_allocation_sites_build_tensors_and_storages_as_their_constructors_do():
+    # The sites skip __init__ and set the slots themselves: they must still be all there are.
+    assert Tensor.__slots__ == ("array", "device", "storage", "_shape", "__weakref__")
+    assert Storage.__slots__ == ("buffer", "__weakref__")
+    vm = VirtualMachine(doubling_program(), relaxvm.cpu())
+    x = relaxvm.tensor(np.arange(4, dtype="float32"))
+    vm["main"](x)                         # the first run makes and caches the view
+    out = vm["main"](x)                   # this one takes the cached view
+    storage = out.storage
+    assert type(out) is Tensor and type(storage) is Storage
+    assert storage.buffer.allocator is vm.allocators[0] and storage.nbytes == 4096
+    assert out.device is relaxvm.cpu(0) and out.byte_offset == 64
+    assert out.shape == (4,) and type(out.shape) is relaxvm.Shape
+    np.testing.assert_array_equal(out.numpy(), [0, 2, 4, 6])
+
+
+@pytest.mark.parametrize("hold", [
+    pytest.param(lambda t: t.array, id="its-array"),
+    pytest.param(lambda t: t.array[1:], id="a-slice"),
+    pytest.param(lambda t: np.from_dlpack(t), id="dlpack"),
+])
+def test_block_still_viewed_after_the_result_dies_is_not_reused_by_the_next_call(
+        hold, fresh_memory):
+    vm = VirtualMachine(doubling_program(), relaxvm.cpu())
+    pool = vm.allocators[0]
+    x = relaxvm.tensor(np.arange(4, dtype="float32"))
+    vm["main"](x)                         # warm: the block and its view are cached
+    outside = hold(vm["main"](x))         # the Tensor dies here; its memory is still seen
+    seen = np.array(outside)
+    assert pool.stats()["num_blocks_dropped_in_use"] == 1
+    for _ in range(3):
+        vm["main"](relaxvm.tensor(np.full(4, 100, dtype="float32")))
+    np.testing.assert_array_equal(np.asarray(outside), seen)
+
+
+def test_allocated_bytes_drop_when_the_result_of_a_call_dies(fresh_memory):
+    vm = VirtualMachine(doubling_program(), relaxvm.cpu())
+    pool = vm.allocators[0]
+    x = relaxvm.tensor(np.arange(4, dtype="float32"))
+    base, before = pool.allocated_bytes, pool.stats()
+    for _ in range(3):
+        out = vm["main"](x)
+        assert pool.allocated_bytes == base + 4096
+        del out
+        assert pool.allocated_bytes == base
+    after = pool.stats()
+    assert [after[k] - before[k] for k in ("num_allocs", "num_frees", "num_cache_hits")] == \
+        [3, 3, 2]

@@ -1,16 +1,19 @@
-"""Translation of bytecode to Python: block dispatch that scales, unwritten registers, limits."""
+"""Translation of bytecode to Python: block dispatch that scales, unwritten registers, limits,
+parameter checks as inline guards."""
 
 from __future__ import annotations
 
 import ast
 import math
 
+import numpy as np
 import programs  # noqa: F401  (registers the test.vm.* packed functions)
 import pytest
 from programs import factorial_program, while_loop_program
 
 import relaxvm
-from relaxvm.errors import VMError
+from relaxvm.errors import ArgumentError, VMError
+from relaxvm.tensor import Tensor
 from relaxvm.vm import translate
 from relaxvm.vm.builder import ExecBuilder
 from relaxvm.vm.bytecode import Call, Goto, If, Ret, encode_arg
@@ -140,3 +143,107 @@ def test_parameters_are_never_reset():
     exe = hand_made([If(0, 2), Goto(1), Ret(0)], nregs=1, num_args=1)
     assert VirtualMachine(exe, relaxvm.cpu())["main"](7) == 7
 
+
+
+# -- parameter checks as one inline guard (plain mode) --------------------------------------
+
+def checked_program(loop: bool = False) -> Executable:
+    """main(x, y): check_tensor_info + match_shape on each (float32[32, 32], float32[4]), then
+    return y. With ``loop``, the checks sit in a function that also has If/Goto blocks."""
+    ib = ExecBuilder()
+    f32 = relaxvm.DataType("float32")
+    with ib.function("main", num_inputs=2, param_names=["x", "y"]):
+        for reg, name, dims in ((0, "x", (32, 32)), (1, "y", (4,))):
+            ctx = ib.convert_constant(f"main: parameter {name} expects float32{list(dims)}")
+            ib.emit_call("vm.builtin.check_tensor_info", args=[ib.r(reg), ib.imm(len(dims)),
+                                                                f32, ctx])
+            codes = [w for d in dims for w in (ib.imm(0), ib.imm(d))]
+            ib.emit_call("vm.builtin.match_shape", args=[ib.r(reg), ib.void_arg(),
+                                                          ib.imm(len(dims)), *codes, ctx])
+        if loop:
+            ib.emit_call("vm.builtin.copy", args=[ib.imm(1)], dst=ib.r(2))
+            ib.emit_if(ib.r(2), 2)
+            ib.emit_goto(1)
+        ib.emit_ret(ib.r(1))
+    return ib.get()
+
+
+def guard_lines(source: str) -> list[str]:
+    return [line.strip() for line in source.splitlines() if line.strip().startswith("if r")]
+
+
+@pytest.mark.parametrize("loop", [False, True], ids=["straight", "blocks"])
+def test_a_run_of_parameter_checks_becomes_one_inline_guard(loop):
+    vm = VirtualMachine(checked_program(loop), relaxvm.cpu())
+    (guard,) = guard_lines(vm._active.source)
+    assert "r0.array.shape != (32, 32)" in guard and "r1.array.shape != (4,)" in guard
+    assert "ndim" not in guard  # the exact shape implies it
+    y = relaxvm.tensor(np.ones(4, "float32"))
+    assert vm["main"](relaxvm.tensor(np.zeros((32, 32), "float32")), y) is y
+
+
+@pytest.mark.parametrize("loop", [False, True], ids=["straight", "blocks"])
+@pytest.mark.parametrize("x, y, instruction, callee, message", [
+    ((3, 3), (4,), 1, "match_shape", r"main: parameter x expects float32\[32, 32\], got "
+                                     r"float32\[3, 3\]"),
+    ((32, 32, "float64"), (4,), 0, "check_tensor_info",
+     r"main: parameter x expects float32\[32, 32\], got float64\[32, 32\]"),
+    ((32, 32), (5,), 3, "match_shape", r"main: parameter y expects float32\[4\], got "
+                                       r"float32\[5\]"),
+    ((32, 32), "not a tensor", 2, "check_tensor_info", r"main: parameter y expects "
+                                                       r"float32\[4\], got str"),
+])
+def test_a_failing_guard_raises_the_checks_usual_error_at_its_instruction(
+        loop, x, y, instruction, callee, message):
+    vm = VirtualMachine(checked_program(loop), relaxvm.cpu())
+
+    def value(spec):
+        if isinstance(spec, str):
+            return spec
+        *dims, dtype = spec if isinstance(spec[-1], str) else (*spec, "float32")
+        return relaxvm.tensor(np.zeros(dims, dtype))
+
+    with pytest.raises(ArgumentError, match=message) as info:
+        vm["main"](value(x), value(y))
+    assert info.value.vm_context["instruction"] == instruction
+    assert info.value.vm_context["callee"] == f"vm.builtin.{callee}"
+    assert str(info.value).startswith(f"main: instruction {instruction} (call vm.builtin.{callee})")
+
+
+def test_guard_falls_back_to_the_checks_for_an_equal_dtype_that_is_another_object():
+    vm = VirtualMachine(checked_program(), relaxvm.cpu())
+    tagged = np.dtype("float32", metadata={"tag": 1})
+    assert tagged == np.float32 and tagged is not np.dtype("float32")
+    x = Tensor(np.zeros((32, 32), tagged), relaxvm.cpu())
+    y = Tensor(np.zeros(4, tagged), relaxvm.cpu())
+    assert vm["main"](x, y) is y
+
+
+def test_instrumented_and_profiled_runs_still_see_every_check():
+    vm = VirtualMachine(checked_program(), relaxvm.cpu())
+    x, y = (relaxvm.tensor(np.zeros(d, "float32")) for d in ((32, 32), (4,)))
+    seen = []
+    vm.set_instrument(lambda func, sym, before, ret, *args: seen.append(sym) if before else None)
+    vm["main"](x, y)
+    assert seen == ["vm.builtin.check_tensor_info", "vm.builtin.match_shape"] * 2
+    assert guard_lines(vm._active.source) == []
+    vm.set_instrument(None)
+    assert len(vm.profile("main", x, y).calls) == 4
+
+
+def test_a_long_run_of_checks_is_split_into_guards_of_bounded_length():
+    ib = ExecBuilder()
+    n = translate.GUARD_RUN * 2 + 1
+    with ib.function("main", num_inputs=n, param_names=[f"x{i}" for i in range(n)]):
+        for i in range(n):
+            ib.emit_call("vm.builtin.check_tensor_info", args=[
+                ib.r(i), ib.imm(1), relaxvm.DataType("float32"), f"main: parameter x{i}"])
+        ib.emit_ret(ib.r(0))
+    vm = VirtualMachine(ib.get(), relaxvm.cpu())
+    assert len(guard_lines(vm._active.source)) == 3
+    xs = [relaxvm.tensor(np.zeros(2, "float32")) for _ in range(n)]
+    assert vm["main"](*xs) is xs[0]
+    xs[-1] = relaxvm.tensor(np.zeros(2, "int8"))
+    with pytest.raises(ArgumentError, match=rf"main: parameter x{n - 1} expects a float32 "
+                                            r"tensor of 1 dims, got int8\[2\]"):
+        vm["main"](*xs)
