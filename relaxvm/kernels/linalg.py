@@ -41,13 +41,17 @@ def _build_matmul(xp: Any) -> Callable[..., None]:
 
         return matmul
 
+    dot = np.dot
+
     def matmul_cpu(a: Any, b: Any, out: Any) -> None:
         """out = a @ b (NumPy matmul: batched broadcasting, 1-d operands)."""
-        o = out.array
+        o, x, y = out.array, a.array, b.array
         if o.dtype.itemsize == 2 and _narrow_float(o.dtype):
-            matmul_into(np, a.array, b.array, o)
+            matmul_into(np, x, y, o)
+        elif x.ndim == 2 and y.ndim == 2 and x.dtype is o.dtype and y.dtype is o.dtype:
+            dot(x, y, out=o)  # same BLAS call, ~350 ns less dispatch than matmul at 32^2
         else:
-            mm(a.array, b.array, out=o)
+            mm(x, y, out=o)
 
     matmul_cpu.__name__ = matmul_cpu.__qualname__ = "matmul"
     return matmul_cpu
