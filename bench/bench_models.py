@@ -28,7 +28,7 @@ from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.dirname(_HERE)]   # bench/ for common & peers; repo for relaxvm
-from common import add_output_args, print_table, write_outputs  # noqa: E402
+from common import add_output_args, blas_note, print_table, write_outputs  # noqa: E402
 from peers import OnnxRuntimePeer, RelaxvmSubject, Timing, all_peers, max_rel_error, measure  # noqa: E402
 
 from relaxvm.models import build_model, example_inputs, get_spec, list_models  # noqa: E402
@@ -244,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = bench_all(cases, peers)
     title = f"zoo models, batch {args.batch}, median latency (ms) on {args.device}"
     print_table(rows, title=title)
+    note = blas_note() if args.device == "cpu" else None
+    if note:
+        print(note)
     write_outputs(rows, args.csv, args.json, meta={"args": vars(args)})
     return 0
 

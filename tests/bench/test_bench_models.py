@@ -89,3 +89,22 @@ def test_tiny_run_times_every_available_peer_and_writes_json(tmp_path, capsys):
 def test_skip_tvm_leaves_the_tvm_columns_out(tmp_path):
     rows = run_main(tmp_path, "--size", "tiny", "--models", "mlp", "--skip-tvm")
     assert "tvm ms" not in rows[0] and "rvm/tvm" not in rows[0]
+
+
+@pytest.mark.parametrize("flags, core, forced, expect", [
+    ({"avx2", "avx512f"}, "Haswell", "Haswell", "because OPENBLAS_CORETYPE=Haswell"),
+    ({"avx2", "avx512f"}, "Haswell", None, "runs Haswell (AVX2) kernels on a CPU"),
+    ({"avx2", "avx512f"}, "SkylakeX", None, None),
+    ({"avx2"}, "Haswell", None, None),
+])
+def test_blas_note_warns_when_numpy_runs_narrower_kernels_than_the_cpu(
+        monkeypatch, flags, core, forced, expect):
+    import common
+    monkeypatch.setattr(common, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(common, "blas_core", lambda: core)
+    if forced is None:
+        monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_CORETYPE", forced)
+    note = common.blas_note()
+    assert (note is None) if expect is None else (expect in note)
