@@ -65,10 +65,10 @@ def _foldable_batch_norm(node: Node, users: dict[int, list[Node]], returned: set
                          ) -> Node | None:
     """The conv2d producer a batch_norm node can be folded into, else None."""
     x = node.inputs[0]
-    conv = x.producer if x is not None else None
-    if conv is None or conv.op != "conv2d" or x.uid in returned or \
-            len(users.get(x.uid, [])) != 1:
+    if x is None or x.producer is None or x.producer.op != "conv2d" or x.uid in returned \
+            or len(users.get(x.uid, [])) != 1:
         return None
+    conv = x.producer
     w, b = conv.inputs[1], conv.inputs[2] if len(conv.inputs) > 2 else None
     params = [w, b, *node.inputs[1:5]]
     if any(v is not None and not v.is_constant for v in params) or w is None or \

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import onnx
 from onnx import helper
@@ -32,8 +33,9 @@ _ONNX_CODES = {name: code for code, name in ONNX_DTYPES.items()}
 _ids = itertools.count()
 
 
-def schema_of(op_type: str, domain: str, opset: int) -> onnx.defs.OpSchema | None:
-    """The op's schema at ``opset``, or None when onnx does not define it."""
+def schema_of(op_type: str, domain: str, opset: int) -> Any:
+    """The op's ``onnx.defs.OpSchema`` at ``opset``, or None when onnx does not define it
+    (typed Any: onnx's stubs lack the function-body accessors used here)."""
     try:
         return onnx.defs.get_schema(op_type, opset, domain if domain != "ai.onnx" else "")
     except onnx.defs.SchemaError:

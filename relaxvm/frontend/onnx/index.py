@@ -60,8 +60,8 @@ def _runtime_slice(ctx: Context, node: OnnxNode, x: Value) -> Value:
     reads all four (defaults filled in) and the output dims."""
     starts, ends = node.require(1, "starts"), node.require(2, "ends")
     n = count(node, starts, "starts")
-    axes = node.input(3) if node.input(3) is not None else ctx.const(np.arange(n), "int64")
-    steps = node.input(4) if node.input(4) is not None else ctx.const(np.ones(n), "int64")
+    axes = node.input(3) or ctx.const(np.arange(n), "int64")
+    steps = node.input(4) or ctx.const(np.ones(n), "int64")
     dims = ctx.runtime_dims("slice", [x, starts, ends, axes, steps], 4 * n + x.ndim)
     attrs = {"starts": tuple(dims[:n]), "ends": tuple(dims[n:2 * n]),
              "axes": tuple(dims[2 * n:3 * n]), "steps": tuple(dims[3 * n:4 * n]),
