@@ -25,6 +25,16 @@ register_func("test.vm.fail", lambda *args: (_ for _ in ()).throw(
     KeyError("deliberate failure")), override=True)
 
 
+def emit_alloc(ib: ExecBuilder, storage: int, tensor: int, shape: tuple, offset: int = 0,
+               nbytes: int = 4096, dtype: str = "float32") -> None:
+    """Emit ``alloc_storage`` (``nbytes`` on VM device 0) into register ``storage`` and
+    ``alloc_tensor`` of ``shape`` at ``offset`` into register ``tensor``."""
+    ib.emit_call("vm.builtin.alloc_storage", args=[ib.vm_state(), (nbytes,), ib.imm(0),
+                                                     relaxvm.DataType("uint8")], dst=ib.r(storage))
+    ib.emit_call("vm.builtin.alloc_tensor", args=[ib.r(storage), ib.imm(offset), shape,
+                                                    relaxvm.DataType(dtype)], dst=ib.r(tensor))
+
+
 def add_program() -> relaxvm.vm.Executable:
     """main(a, b) = test.vm.add(a, b)."""
     ib = ExecBuilder()

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from programs import add_program, factorial_program, while_loop_program
+from programs import add_program, emit_alloc, factorial_program, while_loop_program
 
 import relaxvm
 from relaxvm.errors import ArgumentError, VMError
@@ -336,10 +336,7 @@ def doubling_program():
     """main(x): out = add(x, x), out a float32[4] view at offset 64 of a planned storage."""
     ib = ExecBuilder()
     with ib.function("main", num_inputs=1, param_names=["x"]):
-        ib.emit_call("vm.builtin.alloc_storage", args=[ib.vm_state(), (4096,), ib.imm(0),
-                                                         relaxvm.DataType("uint8")], dst=ib.r(1))
-        ib.emit_call("vm.builtin.alloc_tensor", args=[ib.r(1), ib.imm(64), (4,),
-                                                        relaxvm.DataType("float32")], dst=ib.r(2))
+        emit_alloc(ib, 1, 2, (4,), offset=64)
         ib.emit_call("add", args=[ib.r(0), ib.r(0), ib.r(2)])
         ib.emit_ret(ib.r(2))
     return ib.get()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from programs import emit_alloc
 
 import relaxvm
 from relaxvm.errors import ArgumentError, KernelNotFoundError, VMError
@@ -111,10 +112,7 @@ def concat_program():
     ib = ExecBuilder()
     with ib.function("main", num_inputs=2, param_names=["a", "b"]):
         ib.emit_call("vm.builtin.make_tuple", args=[ib.r(0), ib.r(1)], dst=ib.r(2))
-        ib.emit_call("vm.builtin.alloc_storage", args=[ib.vm_state(), (4096,), ib.imm(0),
-                                                         relaxvm.DataType("uint8")], dst=ib.r(3))
-        ib.emit_call("vm.builtin.alloc_tensor", args=[ib.r(3), ib.imm(0), (8,),
-                                                        relaxvm.DataType("float32")], dst=ib.r(4))
+        emit_alloc(ib, 3, 4, (8,))
         ib.emit_call("concat", args=[ib.r(2), ib.r(4), ib.imm(0)])
         ib.emit_ret(ib.r(4))
     return ib.get()
@@ -156,10 +154,7 @@ def with_extra_call(name, *args):
     ib = ExecBuilder()
     with ib.function("main", num_inputs=2, param_names=["a", "b"]):
         ib.emit_call(name, args=[ib.r(0), *[ib.imm(v) for v in args]], dst=ib.r(4))
-        ib.emit_call("vm.builtin.alloc_storage", args=[ib.vm_state(), (4096,), ib.imm(0),
-                                                         relaxvm.DataType("uint8")], dst=ib.r(2))
-        ib.emit_call("vm.builtin.alloc_tensor", args=[ib.r(2), ib.imm(0), (4,),
-                                                        relaxvm.DataType("float32")], dst=ib.r(3))
+        emit_alloc(ib, 2, 3, (4,))
         ib.emit_call("add", args=[ib.r(4), ib.r(1), ib.r(3)])
         ib.emit_ret(ib.r(3))
     return ib.get()
@@ -257,10 +252,7 @@ def test_tensor_of_another_device_type_inside_a_tuple_is_refused():
     ib = ExecBuilder()
     with ib.function("main", num_inputs=2, param_names=["pair", "b"]):
         ib.emit_call("vm.builtin.tuple_getitem", args=[ib.r(0), ib.imm(1)], dst=ib.r(2))
-        ib.emit_call("vm.builtin.alloc_storage", args=[ib.vm_state(), (4096,), ib.imm(0),
-                                                         relaxvm.DataType("uint8")], dst=ib.r(3))
-        ib.emit_call("vm.builtin.alloc_tensor", args=[ib.r(3), ib.imm(0), (4,),
-                                                        relaxvm.DataType("float32")], dst=ib.r(4))
+        emit_alloc(ib, 3, 4, (4,))
         ib.emit_call("add", args=[ib.r(2), ib.r(1), ib.r(4)])
         ib.emit_ret(ib.r(4))
     vm = VirtualMachine(ib.get(), relaxvm.cpu())
