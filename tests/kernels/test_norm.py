@@ -105,3 +105,20 @@ def test_batch_norm_inference_on_channel_axis(dev: Any, dtype: str, shape: Any) 
                 + 1e-3) * wide(scale).reshape(bshape) + wide(bias).reshape(bshape))
     got = run_kernel("batch_norm", dev, [x, scale, bias, mean, var], shape, dtype, [1e-3])
     check("batch_norm", got, expected, dtype)
+
+
+def test_layer_norm_row_fast_path_agrees_with_the_general_path_and_declines_odd_layouts(
+) -> None:
+    from relaxvm.kernels.norm import layer_norm_into, layer_norm_rows
+    rng = np.random.default_rng(54)
+    x = rng.standard_normal((3, 5, 16)).astype(np.float32)
+    scale, bias = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(
+        np.float32)
+    fast, slow = np.empty_like(x), np.empty_like(x)
+    assert layer_norm_rows(x, scale, bias, fast, 1e-5)
+    layer_norm_into(np, x, scale, bias, slow, -1, 1e-5)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    strided = np.empty((3, 5, 32), np.float32)[..., ::2]
+    assert not layer_norm_rows(strided, scale, bias, np.empty_like(x), 1e-5)
+    assert not layer_norm_rows(x.astype(np.float16), scale.astype(np.float16), None,
+                               np.empty(x.shape, np.float16), 1e-5)
