@@ -6,7 +6,10 @@ relaxvm / peer. Every engine's outputs are checked against relaxvm's (against
 onnxruntime's CPU session while relaxvm can't run) before it is timed; a peer that
 disagrees is reported, not timed. The status column compares relaxvm with the design
 brief's target for the model: on the CPU <= 1.2x onnxruntime on the transformers, <= 1.5x
-on the MLP, <= 2x on the CNNs; on a GPU <= 1.0x PyTorch eager at batch 1.
+on the MLP, <= 2x on the CNNs; on a GPU <= 1.0x PyTorch eager at batch 1. ``blas %`` is
+the share of relaxvm's kernel time spent in BLAS-bound kernels (one profiled run), and
+``blas/<peer>`` that time alone over the target peer's whole latency: above the target,
+no change outside the BLAS can reach it.
 
     python bench/bench_models.py                          # every model, real size, CPU
     python bench/bench_models.py --size tiny              # quick run
@@ -38,6 +41,10 @@ CNNS = ("resnet18", "resnet50")
 GPU_TARGET = ("torch", 1.0)
 SETTLE_S = 0.5
 LATE_PEERS = ("tvm",)
+BLAS_COLUMNS_NOTE = (
+    "blas %: relaxvm's kernel time in matmul / gemm / conv (one profiled run); "
+    "blas/<peer>: that time alone over the target peer's whole latency "
+    "(above the target, only a faster BLAS can meet it).")
 
 
 def target_for(model: str, device: str) -> tuple[str, float]:
@@ -63,6 +70,7 @@ class Measured:
     ms: float | None = None
     error: float | None = None
     peak_bytes: int | None = None
+    blas_share: float | None = None
     note: str | None = None
 
 
@@ -93,11 +101,12 @@ def run_relaxvm(case: Case, model: Any, feeds: dict) -> tuple[Measured, list | N
         progress(f"{case.name}/{case.size}: relaxvm timing")
         timing = runner.time(case.budget_s)
         peak = runner.peak_bytes()
+        share = runner.blas_share()
     except Exception as exc:  # noqa: BLE001 - any failure is a result to report
         return Measured(note=f"relaxvm: failed ({type(exc).__name__}: {exc})"), None
     progress(f"{case.name}/{case.size}: relaxvm {timing.median * 1e3:.3f} ms, "
              f"peak {peak / 2**20:.1f} MiB")
-    return Measured(ms=timing.median * 1e3, peak_bytes=peak), outputs
+    return Measured(ms=timing.median * 1e3, peak_bytes=peak, blas_share=share), outputs
 
 
 def reference_outputs(model: Any, feeds: dict) -> list | None:
@@ -157,6 +166,12 @@ def make_row(case: Case, ours: Measured, peers: dict[str, Measured]) -> dict[str
         ratio = ours.ms / result.ms if ours.ms and result.ms else None
         row[f"rvm/{name}"] = ratio
     row["target"], row["status"] = status(ours, peers, case)
+    row["blas %"] = 100 * ours.blas_share if ours.blas_share is not None else None
+    target_peer = target_for(case.name, case.device)[0]
+    theirs = peers.get(target_peer)
+    row[f"blas/{target_peer}"] = (ours.ms * ours.blas_share / theirs.ms
+                                  if ours.ms and ours.blas_share is not None and theirs
+                                  and theirs.ms else None)
     row["peak MiB"] = ours.peak_bytes / 2**20 if ours.peak_bytes is not None else None
     errors = [m.error for m in peers.values() if m.error is not None]
     row["max err"] = max(errors) if errors else None     # worst peer-vs-reference check
@@ -244,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = bench_all(cases, peers)
     title = f"zoo models, batch {args.batch}, median latency (ms) on {args.device}"
     print_table(rows, title=title)
+    print(BLAS_COLUMNS_NOTE)
     note = blas_note() if args.device == "cpu" else None
     if note:
         print(note)

@@ -2,7 +2,8 @@
 
 Builds with ``relaxvm.compiler.build(model, target, shape_dict)``, runs in
 ``relaxvm.vm.VirtualMachine``, times with the VM's own ``time_evaluator`` (CUDA events on
-a GPU) and reads the pool's peak bytes around one run. Feeds are converted to relaxvm
+a GPU), reads the pool's peak bytes around one run and, from one profiled run, the share
+of the time spent in BLAS-bound kernels. Feeds are converted to relaxvm
 Tensors on the device once, so timed calls exclude host-to-device copies. While the
 compiler is not importable, ``unavailable`` says why and the benchmark goes on with the
 peers alone.
@@ -16,6 +17,9 @@ import numpy as np
 import onnx
 
 from .base import Feeds, Timing, estimate, plan_repeats
+
+#: Kernels whose time is one BLAS (cuBLAS) matrix product plus small epilogues.
+BLAS_KERNELS = frozenset({"matmul", "gemm", "conv2d", "conv1d"})
 
 
 def import_problem() -> str | None:
@@ -63,6 +67,19 @@ class RelaxvmRunner:
         number, repeat = plan_repeats(estimate(self.step), budget_s)
         evaluator = self.vm.time_evaluator("main", self.device, number=number, repeat=repeat)
         return Timing(evaluator(**self.feeds).median, number, repeat)
+
+    def blas_share(self) -> float:
+        """The fraction of one profiled run's kernel time spent in the kernels that are
+        one BLAS call at heart (matmul, gemm, convolutions as im2col + matmul): the part
+        of the latency that only a faster BLAS can shorten."""
+        report = self.vm.profile("main", **self.feeds)
+        total = blas = 0.0
+        for call in report.calls:
+            duration = float(call.get("Duration (us)", 0.0))
+            total += duration
+            if call.get("Name") in BLAS_KERNELS:
+                blas += duration
+        return blas / total if total else 0.0
 
     def peak_bytes(self) -> int:
         """Peak bytes allocated from this device's pools during one run (weights included,

@@ -1,7 +1,9 @@
 """The CUDA backend on CuPy, imported lazily.
 
 Raw blocks come straight from cudaMalloc (``cupy.cuda.Memory``), never from CuPy's
-pool: the pool is ours. Timing uses CUDA events on the device's current stream.
+pool: the pool is ours. Timing uses CUDA events on the device's current stream
+(:mod:`relaxvm.devices.cuda_timer`); why a device is unusable is worked out by
+:mod:`relaxvm.devices.cuda_probe`.
 """
 
 from __future__ import annotations
@@ -11,59 +13,13 @@ from typing import Any
 import numpy as np
 
 from relaxvm.devices.backend import DeviceBackend, DeviceTimer
-from relaxvm.devices.cuda_probe import INSTALL_HINT, check_device
+from relaxvm.devices.cuda_probe import check_device, device_attributes, import_cupy
+from relaxvm.devices.cuda_timer import CUDATimer
 from relaxvm.errors import DeviceError
 
 #: cudaErrorMemoryAllocation. A fixed part of the CUDA ABI; CuPy's Python alias for it
 #: (``runtime.errorMemoryAllocation``) is marked for deprecation, so we do not rely on it.
 CUDA_ERROR_MEMORY_ALLOCATION = 2
-
-
-def _import_cupy() -> Any:
-    try:
-        import cupy
-    except Exception as exc:  # ImportError, or a broken CUDA install raising at import
-        raise DeviceError(
-            f"CuPy could not be imported ({type(exc).__name__}: "
-            f"{exc}); {INSTALL_HINT}") from exc
-    return cupy
-
-
-class CUDATimer(DeviceTimer):
-    """Two CUDA events recorded on one device's stream; no device sync until ``elapsed_ns``.
-
-    The timer keeps its device and the stream to record on (the device's current stream
-    when it was created or handed out again by ``create_timer``). Each record runs with that
-    device current: CuPy's null stream means "the legacy stream of the *current* device",
-    so recording it while another GPU is current would time the wrong device.
-    """
-
-    __slots__ = ("_cupy", "device", "stream", "_begin", "_end")
-
-    def __init__(self, cupy: Any, index: int) -> None:
-        self._cupy = cupy
-        self.device = cupy.cuda.Device(index)
-        with self.device:  # events belong to the device current at creation
-            self.stream = cupy.cuda.get_current_stream()
-            self._begin = cupy.cuda.Event()
-            self._end = cupy.cuda.Event()
-
-    def start(self) -> None:
-        with self.device:
-            self._begin.record(self.stream)
-
-    def stop(self) -> None:
-        with self.device:
-            self._end.record(self.stream)
-
-    def elapsed_ns(self) -> int:
-        self._end.synchronize()
-        return int(self._cupy.cuda.get_elapsed_time(self._begin, self._end) * 1e6)
-
-    def start_offset_ns(self, origin: DeviceTimer) -> int:
-        self._begin.synchronize()
-        return int(self._cupy.cuda.get_elapsed_time(origin._begin, self._begin)  # type: ignore
-                   * 1e6)
 
 
 class CUDABackend(DeviceBackend):
@@ -79,7 +35,7 @@ class CUDABackend(DeviceBackend):
     @property
     def cupy(self) -> Any:
         if self._cupy is None:
-            self._cupy = _import_cupy()
+            self._cupy = import_cupy()
         return self._cupy
 
     @property
@@ -108,19 +64,7 @@ class CUDABackend(DeviceBackend):
 
     def attribute(self, index: int, name: str) -> Any:
         self.require(index)
-        props = self.cupy.cuda.runtime.getDeviceProperties(index)
-        raw_name = props["name"]
-        values = {
-            "device_name": raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name),
-            "compute_version": f"{props['major']}.{props['minor']}",
-            "total_global_memory": props["totalGlobalMem"],
-            "multi_processor_count": props["multiProcessorCount"],
-            "max_threads_per_block": props["maxThreadsPerBlock"],
-            "warp_size": props["warpSize"],
-            "max_shared_memory_per_block": props["sharedMemPerBlock"],
-            "max_clock_rate": props.get("clockRate", 0),
-        }
-        return values[name]
+        return device_attributes(self.cupy, index)[name]
 
     def raw_alloc(self, index: int, nbytes: int) -> Any:
         cupy = self.cupy

@@ -18,6 +18,33 @@ INSTALL_HINT = "install the CUDA extra: pip install 'relaxvm[cuda12]' (or 'relax
 EXTRA_MAJORS = (12, 13)
 
 
+def import_cupy() -> Any:
+    """The ``cupy`` module, or DeviceError with the install hint when it will not import."""
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install raising at import
+        raise DeviceError(
+            f"CuPy could not be imported ({type(exc).__name__}: "
+            f"{exc}); {INSTALL_HINT}") from exc
+    return cupy
+
+
+def device_attributes(cupy: Any, index: int) -> dict[str, Any]:
+    """The attributes ``Device.attribute`` names, read from the CUDA device properties."""
+    props = cupy.cuda.runtime.getDeviceProperties(index)
+    raw_name = props["name"]
+    return {
+        "device_name": raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name),
+        "compute_version": f"{props['major']}.{props['minor']}",
+        "total_global_memory": props["totalGlobalMem"],
+        "multi_processor_count": props["multiProcessorCount"],
+        "max_threads_per_block": props["maxThreadsPerBlock"],
+        "warp_size": props["warpSize"],
+        "max_shared_memory_per_block": props["sharedMemPerBlock"],
+        "max_clock_rate": props.get("clockRate", 0),
+    }
+
+
 def check_device(cupy: Any, index: int) -> None:
     """Raise DeviceError saying why ``cuda:index`` is unusable; return if it is usable."""
     runtime = cupy.cuda.runtime

@@ -59,6 +59,24 @@ def test_row_status_miss_beyond_target_and_na_without_the_target_peer():
     assert gpu["notes"] == "torch: not available (no GPU)"
 
 
+def test_blas_columns_scale_relaxvms_blas_share_by_the_target_peer():
+    row = make_row(case(), Measured(ms=20.0, blas_share=0.75), {"ort": Measured(ms=10.0)})
+    assert row["blas %"] == pytest.approx(75.0)
+    assert row["blas/ort"] == pytest.approx(1.5)     # 15 ms of BLAS against ort's 10 ms
+    unknown = make_row(case(), Measured(ms=20.0), {"ort": Measured(ms=10.0)})
+    assert unknown["blas %"] is None and unknown["blas/ort"] is None
+
+
+def test_relaxvm_runner_measures_the_blas_share_of_a_real_model():
+    from peers.relaxvm_subject import RelaxvmRunner
+
+    from relaxvm.models import build_model, example_inputs
+    model = build_model("mlp", "tiny")
+    runner = RelaxvmRunner(model, example_inputs(model), "cpu")
+    share = runner.blas_share()
+    assert 0.0 < share < 1.0     # gemms, plus the relus and bias adds that are not BLAS
+
+
 def test_unknown_model_name_is_an_argument_error_with_a_suggestion():
     assert chosen_models("mlp, vit") == ["mlp", "vit"]
     with pytest.raises(ArgumentError, match=r"build_model: name must be one of .*got 'bret' "
@@ -83,6 +101,7 @@ def test_tiny_run_times_every_available_peer_and_writes_json(tmp_path, capsys):
             assert "relaxvm: " in row["notes"]
         else:
             assert row["status"] in ("PASS", "MISS") and row["peak MiB"] > 0
+            assert 0 < row["blas %"] <= 100 and row["blas/ort"] > 0
     assert "zoo models, batch 1, median latency (ms) on cpu" in capsys.readouterr().out
 
 
