@@ -22,7 +22,10 @@ from relaxvm.kernels import (  # noqa: F401
                              linalg,
                              norm,
                              pool,
+                             quantize,
                              reduce,
+                             scatter,
+                             select,
                              shape,
                              shape_program,
 )

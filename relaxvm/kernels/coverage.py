@@ -73,6 +73,10 @@ def _table() -> dict[str, Coverage]:
     # shape-heap programs (tests/kernels/test_shape_program.py, test_dynamic_dims.py).
     put("fused_elementwise", "elementwise", ("float32", "float16", "bool"))
     put("shape_func shape_values bind_dims", "exact", ("int64",))
+    # -- resize (linear, cubic) --
+    # -- dtypes, cast, quantization, bit shifts --
+    # -- scatter, gather_nd, selection, einsum, cumprod --
+    # -- nn: conv_transpose, pooling, lrn --
     return table
 
 

@@ -22,7 +22,7 @@ from onnx import external_data_helper, numpy_helper
 from relaxvm.compiler.ir import Graph, Value
 from relaxvm.compiler.symbolic import Dim, Expr
 from relaxvm.errors import ArgumentError, BuildError, UnsupportedOpError
-from relaxvm.frontend.onnx import elementwise, index, linalg, nn, reduce, shape  # noqa: F401
+from relaxvm.frontend.onnx import elementwise, index, linalg, nn, quantize, reduce, scatter, shape  # noqa: F401
 from relaxvm.frontend.onnx.context import Context, OnnxNode
 from relaxvm.frontend.onnx.dtypes import dtype_of
 from relaxvm.frontend.onnx.functions import (

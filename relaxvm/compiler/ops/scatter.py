@@ -1,0 +1,1 @@
+"""Inference rules for scatter / gather-by-index / selection ops (filled in)."""

@@ -1,0 +1,1 @@
+"""Converters for ONNX scatter / gather-by-index / selection ops (filled in)."""

@@ -1,0 +1,1 @@
+"""Selection kernels with ONNX semantics: top-k, hardmax, one-hot (filled in)."""
