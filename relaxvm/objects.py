@@ -78,6 +78,29 @@ def _ml_dtype(name: str) -> np.dtype | None:
 
 _NUMPY_DTYPES: dict[str, np.dtype] = {}
 
+#: The float8 dtype names (ml_dtypes) that ONNX's ``saturate`` attribute applies to.
+FLOAT8_DTYPES = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
+#: Low-bit integer dtype names -> their (min, max) value range.
+LOW_BIT_INT_RANGES = {"int4": (-8, 7), "uint4": (0, 15), "int2": (-2, 1), "uint2": (0, 3)}
+#: Every low-bit dtype name relaxvm knows (all ml_dtypes types, one byte per element).
+LOW_BIT_DTYPES = FLOAT8_DTYPES + ("float8_e8m0fnu", "float4_e2m1fn", "float6_e2m3fn",
+                                  "float6_e3m2fn") + tuple(LOW_BIT_INT_RANGES)
+
+
+def low_bit_available(name: str) -> bool:
+    """Whether the installed ml_dtypes provides the low-bit dtype ``name``."""
+    return _ml_dtype(name) is not None
+
+
+def is_ml_dtype(dtype: Any) -> bool:
+    """True for ml_dtypes' extension dtypes (bfloat16, float8, int4...), which CuPy and
+    NumPy's C type tables do not know."""
+    try:
+        found = numpy_dtype(dtype)
+    except TypeError:
+        return False
+    return found.type.__module__.split(".")[0] == "ml_dtypes"
+
 
 def numpy_dtype(dtype: Any) -> np.dtype:
     """The NumPy dtype for a name, a NumPy dtype or a scalar type (bfloat16 via ml_dtypes)."""
@@ -92,7 +115,9 @@ def numpy_dtype(dtype: Any) -> np.dtype:
             found = _ml_dtype(name)
             if found is None:
                 raise TypeError(f"unknown dtype {dtype!r}; expected a NumPy dtype name such as "
-                                f"'float32', or 'bfloat16' (needs the ml_dtypes package)") from None
+                                f"'float32', or an ml_dtypes type such as 'bfloat16', "
+                                f"'float8_e4m3fn' or 'int4' (needs the ml_dtypes package)"
+                                ) from None
             result = found
         _NUMPY_DTYPES[dtype] = result
         return result

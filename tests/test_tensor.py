@@ -323,3 +323,27 @@ def test_the_last_view_returns_the_storage_to_the_pool(fresh_memory, dev):
     assert pool.allocated_bytes == 4096
     del view
     assert pool.allocated_bytes == 0 and pool.cached_bytes == 4096
+
+
+LOW_BIT = ["float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+           "float8_e8m0fnu", "float4_e2m1fn", "int4", "uint4", "int2", "uint2"]
+
+
+@pytest.mark.parametrize("dtype", LOW_BIT)
+def test_low_bit_tensors_round_trip_on_the_cpu_one_byte_per_element(dtype: str) -> None:
+    values = [0.5, 1.0, 2.0, 4.0] if dtype.startswith("float") else [0, 1, 1, 0]
+    t = relaxvm.tensor(values, relaxvm.cpu(), dtype=dtype)
+    assert t.dtype == dtype and relaxvm.DataType(dtype) == dtype
+    assert relaxvm.DataType(dtype).itemsize == 1
+    back = t.numpy()
+    assert back.dtype.name == dtype
+    np.testing.assert_array_equal(back.astype(np.float32), np.array(values, np.float32))
+    copy = t.copyto(relaxvm.cpu())
+    assert copy.numpy().tobytes() == back.tobytes()
+
+
+def test_unknown_dtype_names_point_at_ml_dtypes() -> None:
+    with pytest.raises(TypeError, match="unknown dtype 'float7'; expected a NumPy dtype "
+                                        "name such as 'float32', or an ml_dtypes type such "
+                                        "as 'bfloat16', 'float8_e4m3fn' or 'int4'"):
+        relaxvm.DataType("float7")

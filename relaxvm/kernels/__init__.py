@@ -14,6 +14,7 @@ relaxvm.kernels.docgen`` prints the table in ``docs/kernels.md``.
 from relaxvm.kernels import (  # noqa: F401
                              binary,
                              conv,
+                             conv_transpose,
                              cuda_fused,
                              dynamic_dims,
                              elementwise,
@@ -24,6 +25,7 @@ from relaxvm.kernels import (  # noqa: F401
                              pool,
                              quantize,
                              reduce,
+                             resize,
                              scatter,
                              select,
                              shape,

@@ -4,12 +4,19 @@
 one ufunc writing through ``out=``. Two ops need more than a ufunc to match ONNX:
 integer ``divide`` truncates toward zero (NumPy's ``//`` floors) and ``mod`` picks the
 sign convention from its ``fmod`` attribute.
+
+``bitshift_left`` and ``bitshift_right`` are ONNX BitShift: a right shift of a signed
+type is arithmetic, a left shift discards bits past the sign bit, and shift amounts
+that are negative or at least the bit width give the sign fill alone (-1 for a right
+shift of a negative value, 0 otherwise), which plain C shifts leave undefined.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from relaxvm.errors import ArgumentError
 from relaxvm.kernels.registry import register_builder, register_template
@@ -82,3 +89,39 @@ def where(xp: Any, cond: Any, a: Any, b: Any, out: Any) -> None:
     o = out.array
     xp.copyto(o, b.array)
     xp.copyto(o, a.array, where=cond.array)
+
+
+def _shift_amounts(xp: Any, kernel: str, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
+    """(amounts with the out-of-range ones replaced by 0, mask of the in-range ones)."""
+    x, s, o = a.array, b.array, out.array
+    if o.dtype.kind not in "iu" or x.dtype != o.dtype or s.dtype.kind not in "iu":
+        raise ArgumentError(f"{kernel}: a, b and out must be integer tensors with a's dtype "
+                            f"in out, got {x.dtype.name}, {s.dtype.name} and {o.dtype.name}")
+    width = 8 * o.dtype.itemsize
+    valid = (s >= 0) & (s < width) if s.dtype.kind == "i" else s < width
+    return xp.where(valid, s, 0).astype(o.dtype), valid
+
+
+@register_template("bitshift_left")
+def bitshift_left(xp: Any, a: Any, b: Any, out: Any) -> None:
+    """out = a << b, broadcasting (ONNX BitShift LEFT): bits shifted past the top
+    (the sign bit included) are dropped; b < 0 or b >= the bit width gives 0."""
+    amounts, valid = _shift_amounts(xp, "bitshift_left", a, b, out)
+    o = out.array
+    unsigned = np.dtype(f"u{o.dtype.itemsize}")
+    xp.left_shift(a.array.view(unsigned), amounts.view(unsigned), out=o.view(unsigned))
+    xp.copyto(o, 0, where=~valid)
+
+
+@register_template("bitshift_right")
+def bitshift_right(xp: Any, a: Any, b: Any, out: Any) -> None:
+    """out = a >> b, broadcasting (ONNX BitShift RIGHT): arithmetic for signed types;
+    b < 0 or b >= the bit width gives -1 for negative a and 0 otherwise."""
+    amounts, valid = _shift_amounts(xp, "bitshift_right", a, b, out)
+    x, o = a.array, out.array
+    xp.right_shift(x, amounts, out=o)
+    if o.dtype.kind == "i":
+        fill = xp.where(x < 0, o.dtype.type(-1), o.dtype.type(0))
+        xp.copyto(o, xp.broadcast_to(fill, o.shape), where=~valid)
+    else:
+        xp.copyto(o, 0, where=~valid)

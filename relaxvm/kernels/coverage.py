@@ -74,9 +74,23 @@ def _table() -> dict[str, Coverage]:
     put("fused_elementwise", "elementwise", ("float32", "float16", "bool"))
     put("shape_func shape_values bind_dims", "exact", ("int64",))
     # -- resize (linear, cubic) --
+    put("resize", "accumulate", FLOATS + ("float64",))
+    put("resize_shape", "exact", ("int64",))
     # -- dtypes, cast, quantization, bit shifts --
+    # Input dtypes both devices run; the low-bit ml_dtypes types (float8, int4...) are
+    # CPU-only (CuPy has none) and are tested on the CPU in tests/kernels/test_quantize.py.
+    put("cast_float8", "exact", ("float32", "float16"))
+    put("bitshift_left bitshift_right", "exact", ("uint8", "int32", "uint64"))
+    put("quantize_linear dynamic_quantize_linear", "exact", ("float32",))
+    put("dequantize_linear", "elementwise", ("int8", "uint8", "int32"))
     # -- scatter, gather_nd, selection, einsum, cumprod --
+    put("scatter_elements scatter_nd gather_nd topk hardmax one_hot", "exact",
+        FLOATS + ("int64",))
+    put("einsum cumprod", "accumulate", FLOATS)
     # -- nn: conv_transpose, pooling, lrn --
+    put("conv_transpose avg_pool3d lp_pool2d lp_pool3d lrn", "accumulate", FLOATS)
+    put("max_pool3d max_pool2d_with_indices max_pool3d_with_indices", "exact",
+        FLOATS + ("int64",))
     return table
 
 

@@ -4,6 +4,12 @@ Each kernel writes into ``out`` with the array module's ufuncs (``out=``), chain
 in-place passes instead of building temporaries. Kernels with a fused CUDA version
 (erf, gelu, sigmoid, silu, rsqrt: one launch instead of four) register their CPU
 implementation here and their CUDA one in :mod:`relaxvm.kernels.cuda_fused`.
+
+``cast`` converts between any two dtypes, ml_dtypes' low-bit types (float8, float4,
+int4, int2...) included, as ml_dtypes does; ``cast_float8`` is ONNX's conversion into
+float8 with its ``saturate`` and E8M0 ``round_mode`` rules, kept a separate op so the
+fusion pass (which fuses ``cast`` as a plain conversion) never drops those rules. Both
+raise ArgumentError naming the dtype when asked to handle a low-bit type on CUDA.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import numpy as np
 from relaxvm.errors import ArgumentError
 from relaxvm.kernels.common import scratch, zero_cache
 from relaxvm.kernels.erf import erf32_into, erf_into
+from relaxvm.kernels.quantize import check_device_dtypes, saturate_float8, to_float8e8m0
 from relaxvm.kernels.registry import register_builder, register_kernel, register_template
+from relaxvm.objects import FLOAT8_DTYPES
 
 #: Kernels that are exactly one ufunc of the array module: kernel name -> ufunc name.
 UFUNC_KERNELS = {
@@ -87,8 +95,31 @@ def _build_identity(xp: Any) -> Callable[..., None]:
 
 @register_template("cast")
 def cast(xp: Any, x: Any, out: Any) -> None:
-    """out = x converted to out's dtype (C-style: floats truncate toward zero into ints)."""
+    """out = x converted to out's dtype (C-style: floats truncate toward zero into ints;
+    low-bit ml_dtypes types convert as ml_dtypes does, floats rounding to nearest even)."""
+    if xp is not np:
+        check_device_dtypes(xp, "cast", (x.array.dtype, out.array.dtype))
     xp.copyto(out.array, x.array, casting="unsafe")
+
+
+@register_template("cast_float8")
+def cast_float8(xp: Any, x: Any, out: Any, saturate: int = 1, round_mode: str = "up") -> None:
+    """out = x converted to a float8 dtype by ONNX Cast's rules (CPU only: ml_dtypes).
+
+    E4M3FN/E4M3FNUZ/E5M2/E5M2FNUZ round to nearest even; with ``saturate`` (the default)
+    inf and out-of-range values become +-max, without it inf/NaN as each format allows.
+    E8M0 (powers of two) rounds by ``round_mode`` (up, down, nearest)."""
+    a, o = x.array, out.array
+    check_device_dtypes(xp, "cast_float8", (a.dtype, o.dtype))
+    if saturate not in (0, 1):
+        raise ArgumentError(f"cast_float8: saturate must be 0 or 1, got {saturate!r}")
+    if o.dtype.name == "float8_e8m0fnu":
+        xp.copyto(o, to_float8e8m0(xp, a, bool(saturate), round_mode).view(o.dtype))
+    elif o.dtype.name in FLOAT8_DTYPES:
+        xp.copyto(o, saturate_float8(xp, a, o.dtype) if saturate else a, casting="unsafe")
+    else:
+        raise ArgumentError(f"cast_float8: out must be a float8 dtype ({', '.join(FLOAT8_DTYPES)}"
+                            f" or float8_e8m0fnu), got {o.dtype.name}")
 
 
 @register_template("softplus")

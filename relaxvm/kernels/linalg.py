@@ -1,4 +1,5 @@
-"""Linear algebra kernels: ``matmul`` (NumPy semantics) and ``gemm`` (ONNX Gemm).
+"""Linear algebra kernels: ``matmul`` (NumPy semantics), ``gemm`` (ONNX Gemm) and
+``einsum`` (ONNX Einsum).
 
 Both go to BLAS on the CPU and cuBLAS on CUDA through ``xp.matmul(..., out=)``, which
 reads transposed operands as strided views instead of copying them. NumPy has no
@@ -8,7 +9,7 @@ so on the CPU those dtypes multiply in float32 and round once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,3 +78,26 @@ def gemm(xp: Any, a: Any, b: Any, c: Any, out: Any, alpha: float = 1.0, beta: fl
         xp.add(o, c.array, out=o)
     else:
         xp.add(o, c.array * beta, out=o)
+
+
+@register_template("einsum")
+def einsum(xp: Any, xs: Sequence[Any], out: Any, equation: str) -> None:
+    """out = einsum(equation, *xs) (ONNX Einsum: explicit ``->`` output or the implicit
+    one, ``...`` broadcasting). Three or more operands let the library pick a
+    contraction order; float16/bfloat16 contract in float32 on the CPU and round once.
+    CuPy's einsum has no ``out=``, so on CUDA the result is copied into out."""
+    eq = equation.replace(" ", "")
+    arrays = [t.array for t in xs]
+    if eq.partition("->")[0].count(",") + 1 != len(arrays):
+        raise ArgumentError(f"einsum: equation {equation!r} names "
+                            f"{eq.partition('->')[0].count(',') + 1} operands, got "
+                            f"{len(arrays)} tensors")
+    optimize = len(arrays) > 2
+    o = out.array
+    if xp is not np:  # CuPy's einsum takes no out=
+        xp.copyto(o, xp.einsum(eq, *arrays, optimize=optimize), casting="unsafe")
+    elif _narrow_float(o.dtype):
+        wide = np.einsum(eq, *[a.astype(np.float32) for a in arrays], optimize=optimize)
+        np.copyto(o, wide, casting="unsafe")
+    else:
+        np.einsum(eq, *arrays, out=o, optimize=optimize)

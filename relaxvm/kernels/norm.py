@@ -1,4 +1,4 @@
-"""Normalisation kernels: batch_norm (inference), layer_norm, softmax, log_softmax.
+"""Normalisation kernels: batch_norm (inference), layer_norm, softmax, log_softmax, lrn.
 
 The ``*_into`` functions hold the math once over an array module; this module registers
 them for the CPU, and :mod:`relaxvm.kernels.cuda_fused` registers CUDA kernels that use
@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from relaxvm.errors import ArgumentError
 from relaxvm.kernels.common import is_low_precision, normalize_axis
-from relaxvm.kernels.registry import register_kernel
+from relaxvm.kernels.registry import register_kernel, register_template
 
 
 def _work(xp: Any, a: Any, o: Any) -> tuple[Any, Any]:
@@ -135,3 +136,35 @@ def batch_norm(x: Any, scale: Any, bias: Any, mean: Any, var: Any, out: Any,
     """Inference batch norm on channel axis 1 with the running mean and variance."""
     batch_norm_into(np, x.array, scale.array, bias.array, mean.array, var.array, out.array,
                     epsilon)
+
+
+@register_template("lrn")
+def lrn(xp: Any, x: Any, out: Any, size: int, alpha: float = 1e-4, beta: float = 0.75,
+        bias: float = 1.0) -> None:
+    """Local response normalisation across channels (axis 1, ONNX LRN):
+    ``out = x / (bias + alpha / size * sum of x^2 over the channel window) ** beta``, the
+    window reaching ``(size - 1) // 2`` channels back and the rest forward. The window
+    sums are ``size`` shifted slices of the zero-padded squares added up, exact where a
+    running-sum difference would cancel."""
+    a, o = x.array, out.array
+    if a.ndim < 2 or o.shape != a.shape:
+        raise ArgumentError(f"lrn: x must be at least 2-d (N, C, ...) and out the same "
+                            f"shape, got shapes {list(a.shape)} and {list(o.shape)}")
+    if int(size) != size or size < 1:
+        raise ArgumentError(f"lrn: size must be a positive integer, got {size!r}")
+    size = int(size)
+    work, dst = _work(xp, a, o)
+    squares = xp.square(work)
+    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+    width = [(0, 0), (before, after)] + [(0, 0)] * (a.ndim - 2)
+    padded = xp.pad(squares, width, mode="constant")
+    channels = a.shape[1]
+    xp.copyto(squares, padded[:, :channels])
+    for shift in range(1, size):
+        xp.add(squares, padded[:, shift:shift + channels], out=squares)
+    xp.multiply(squares, alpha / size, out=squares)
+    xp.add(squares, bias, out=squares)
+    xp.power(squares, beta, out=squares)
+    xp.divide(work, squares, out=dst)
+    if dst is not o:
+        xp.copyto(o, dst, casting="unsafe")

@@ -1,4 +1,5 @@
-"""Reduction kernels: ``op(x, out, axes=None, keepdims=1)``, arg-reductions and cumsum.
+"""Reduction kernels: ``op(x, out, axes=None, keepdims=1)``, arg-reductions, cumsum and
+cumprod.
 
 ``axes=None`` (or an empty tuple, ONNX's default) reduces over every axis. Sums,
 means and products of float16/bfloat16 accumulate in float32 and round once, so a
@@ -101,23 +102,40 @@ _arg_reduction("argmax", "argmax")
 _arg_reduction("argmin", "argmin")
 
 
-@register_template("cumsum")
-def cumsum(xp: Any, x: Any, out: Any, axis: int = 0, exclusive: int = 0,
-           reverse: int = 0) -> None:
-    """Running sum along ``axis`` (ONNX CumSum): ``exclusive`` leaves out the element
-    itself, ``reverse`` sums from the end."""
+def running(xp: Any, func_name: str, identity: int, x: Any, out: Any, axis: int,
+            exclusive: int, reverse: int) -> None:
+    """``out`` = the running ``func_name`` (cumsum, cumprod) of x along ``axis``, as ONNX
+    CumSum/CumProd define it: ``exclusive`` starts from ``identity`` and leaves out the
+    element itself, ``reverse`` runs from the end. Narrow floats accumulate in float32."""
     a, o = x.array, out.array
-    ax = normalize_axis(axis, a.ndim, "cumsum")
+    ax = normalize_axis(axis, a.ndim, func_name)
+    func = getattr(xp, func_name)
     if reverse:
         a, o = xp.flip(a, axis=ax), xp.flip(o, axis=ax)  # o's flip is a writable view
     acc = np.float32 if is_low_precision(a.dtype) else None
     if not exclusive:
-        o[...] = xp.cumsum(a, axis=ax, dtype=acc)
+        o[...] = func(a, axis=ax, dtype=acc)
         return
     head = [slice(None)] * a.ndim
     tail = list(head)
     head[ax], tail[ax] = slice(0, 1), slice(1, None)
     src = list(head)
     src[ax] = slice(0, a.shape[ax] - 1)
-    o[tuple(head)] = 0
-    o[tuple(tail)] = xp.cumsum(a[tuple(src)], axis=ax, dtype=acc)
+    o[tuple(head)] = identity
+    o[tuple(tail)] = func(a[tuple(src)], axis=ax, dtype=acc)
+
+
+@register_template("cumsum")
+def cumsum(xp: Any, x: Any, out: Any, axis: int = 0, exclusive: int = 0,
+           reverse: int = 0) -> None:
+    """Running sum along ``axis`` (ONNX CumSum): ``exclusive`` leaves out the element
+    itself, ``reverse`` sums from the end."""
+    running(xp, "cumsum", 0, x, out, axis, exclusive, reverse)
+
+
+@register_template("cumprod")
+def cumprod(xp: Any, x: Any, out: Any, axis: int = 0, exclusive: int = 0,
+            reverse: int = 0) -> None:
+    """Running product along ``axis`` (ONNX CumProd): ``exclusive`` leaves out the element
+    itself (the first is 1), ``reverse`` multiplies from the end."""
+    running(xp, "cumprod", 1, x, out, axis, exclusive, reverse)

@@ -159,3 +159,54 @@ def test_bfloat16_add_broadcasts_on_cpu() -> None:
     b = np.array([[0.5], [0.25]], bf16)
     got = run_kernel("add", relaxvm.cpu(0), [a, b], (2, 3), bf16)
     check("add", got, wide(a) + wide(b), "bfloat16")
+
+
+# -- bit shifts (ONNX BitShift) ------------------------------------------------------------
+def _shift_reference(a: int, s: int, bits: int, signed: bool, left: bool) -> int:
+    """ONNX BitShift on Python ints: out-of-range amounts give the sign fill alone."""
+    if not 0 <= s < bits:
+        return -1 if (not left and a < 0) else 0
+    if not left:
+        return a >> s  # Python's >> is arithmetic
+    wrapped = (a << s) % (1 << bits)
+    return wrapped - (1 << bits) if signed and wrapped >= 1 << (bits - 1) else wrapped
+
+
+SHIFT_DTYPES = ["uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"]
+
+
+@pytest.mark.parametrize("kernel", ["bitshift_left", "bitshift_right"])
+@pytest.mark.parametrize("dtype", SHIFT_DTYPES)
+def test_bitshift_matches_onnx_rules_with_broadcasting(dev: Any, kernel: str,
+                                                       dtype: str) -> None:
+    info = np.iinfo(dtype)
+    bits, signed = info.bits, info.min < 0
+    rng = np.random.default_rng(11)
+    a = rng.integers(info.min, info.max, (3, 5), dtype=dtype, endpoint=True)
+    a[0, :3] = [info.min, info.max, 1]
+    low = -3 if signed else 0
+    s = rng.integers(low, bits + 3, (5,)).astype(dtype)
+    s[:3] = [0, bits - 1, bits]
+    got = run_kernel(kernel, dev, [a, s], (3, 5), dtype)
+    left = kernel == "bitshift_left"
+    flat = [_shift_reference(int(p), int(q), bits, signed, left)
+            for p, q in zip(*(v.ravel().tolist() for v in np.broadcast_arrays(a, s)))]
+    np.testing.assert_array_equal(got, np.array(flat, dtype=object).astype(dtype).reshape(3, 5))
+
+
+@pytest.mark.parametrize("dtype", dtypes_tested("bitshift_left"))
+def test_bitshift_documented_dtypes_shift_a_scalar_amount(dev: Any, dtype: str) -> None:
+    a = np.arange(1, 9, dtype=dtype)
+    two = np.array(2, dtype=dtype)
+    np.testing.assert_array_equal(run_kernel("bitshift_left", dev, [a, two], a.shape, dtype),
+                                  a * 4)
+    np.testing.assert_array_equal(run_kernel("bitshift_right", dev, [a, two], a.shape, dtype),
+                                  a // 4)
+
+
+def test_bitshift_rejects_float_inputs(dev: Any) -> None:
+    a = np.ones(3, np.float32)
+    with pytest.raises(ArgumentError, match="bitshift_left: a, b and out must be integer "
+                                            "tensors with a's dtype in out, got float32, "
+                                            "float32 and float32"):
+        run_kernel("bitshift_left", dev, [a, a], a.shape, "float32")

@@ -78,3 +78,42 @@ def test_gemm_rejects_batched_operands(dev: Any) -> None:
     with pytest.raises(ArgumentError, match=r"gemm: a and b must be 2-d, got shapes "
                                             r"\[2, 3, 4\] and \[4, 5\]"):
         run_kernel("gemm", dev, [a, b, None], (3, 5), "float32")
+
+
+EINSUM_CASES = [("ij,jk->ik", [(3, 4), (4, 5)]), ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+                ("...ii->...i", [(2, 3, 3)]), ("i,i", [(6,), (6,)]), ("ij->", [(3, 4)]),
+                ("ji", [(3, 4)]), ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+                ("bn,anm,bm->ba", [(2, 3), (4, 3, 5), (2, 5)]),
+                ("...ij,...jk", [(2, 1, 3, 4), (5, 4, 2)]), ("i j , j -> i", [(3, 4), (4,)])]
+
+
+@pytest.mark.parametrize("dtype", dtype_params("einsum"))
+@pytest.mark.parametrize("equation, shapes", EINSUM_CASES, ids=str)
+def test_einsum_matches_a_float64_einsum(dev: Any, dtype: str, equation: str,
+                                         shapes: Any) -> None:
+    skip_unsupported(dev, dtype)
+    rng = np.random.default_rng(23)
+    xs = [random_array(rng, s, dtype, -1, 1) for s in shapes]
+    expected = np.einsum(equation.replace(" ", ""), *[wide(x) for x in xs])
+    got = run_kernel("einsum", dev, [tuple(xs)], expected.shape, dtype, [equation])
+    check("einsum", got, expected, dtype)
+
+
+def test_einsum_rejects_wrong_operand_count(dev: Any) -> None:
+    x = np.ones((2, 2), np.float32)
+    with pytest.raises(ArgumentError, match="einsum: equation 'ij,jk->ik' names 2 operands, "
+                                            "got 1 tensors"):
+        run_kernel("einsum", dev, [(x,)], (2, 2), "float32", ["ij,jk->ik"])
+
+
+def test_einsum_cuda_path_copies_into_out() -> None:
+    from types import SimpleNamespace
+
+    from kernel_harness import ArrayModuleProxy
+
+    from relaxvm.kernels.linalg import einsum
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    out = SimpleNamespace(array=np.empty((2, 4)))
+    einsum(ArrayModuleProxy(), (SimpleNamespace(array=a), SimpleNamespace(array=b)), out,
+           "ij,jk->ik")
+    np.testing.assert_array_equal(out.array, a @ b)

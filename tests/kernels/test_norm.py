@@ -1,4 +1,4 @@
-"""batch_norm, layer_norm, softmax and log_softmax against float64 definitions."""
+"""batch_norm, layer_norm, softmax, log_softmax and lrn against float64 definitions."""
 
 from __future__ import annotations
 
@@ -122,3 +122,49 @@ def test_layer_norm_row_fast_path_agrees_with_the_general_path_and_declines_odd_
     assert not layer_norm_rows(strided, scale, bias, np.empty_like(x), 1e-5)
     assert not layer_norm_rows(x.astype(np.float16), scale.astype(np.float16), None,
                                np.empty(x.shape, np.float16), 1e-5)
+
+
+def reference_lrn(x: np.ndarray, size: int, alpha: float, beta: float,
+                  bias: float) -> np.ndarray:
+    """ONNX LRN by its definition: per channel c, the squares of channels
+    c - (size - 1) // 2 .. c + size // 2 (clipped to the tensor) summed with math.fsum."""
+    x = wide(x)
+    out = np.empty_like(x)
+    channels = x.shape[1]
+    for c in range(channels):
+        lo, hi = max(0, c - (size - 1) // 2), min(channels, c + size // 2 + 1)
+        square_sum = np.apply_along_axis(math.fsum, 1, x[:, lo:hi] ** 2)
+        out[:, c] = x[:, c] / (bias + alpha / size * square_sum) ** beta
+    return out
+
+
+LRN_CASES = {
+    "defaults_size3": ((2, 5, 4, 3), 3, 1e-4, 0.75, 1.0),
+    "even_size_big_alpha": ((1, 6, 5, 5), 4, 0.5, 0.5, 2.0),
+    "size_over_channels_3d": ((2, 3, 2, 3, 4), 7, 0.1, 1.2, 1.5),
+    "size1": ((1, 4, 3), 1, 1.0, 1.0, 1.0),
+}
+
+
+@pytest.mark.parametrize("dtype", dtype_params("lrn"))
+@pytest.mark.parametrize("case", sorted(LRN_CASES))
+def test_lrn_matches_definition(dev: Any, dtype: str, case: str) -> None:
+    skip_unsupported(dev, dtype)
+    shape, size, alpha, beta, bias = LRN_CASES[case]
+    x = random_array(np.random.default_rng(71), shape, dtype)
+    got = run_kernel("lrn", dev, [x], shape, dtype, [size, alpha, beta, bias])
+    check("lrn", got, reference_lrn(x, size, alpha, beta, bias), dtype)
+
+
+def test_lrn_rejects_non_positive_size(dev: Any) -> None:
+    x = np.ones((1, 3, 2, 2), np.float32)
+    with pytest.raises(ArgumentError, match=r"lrn: size must be a positive integer, got 0"):
+        run_kernel("lrn", dev, [x], x.shape, "float32", [0])
+
+
+def test_lrn_rejects_output_of_another_shape(dev: Any) -> None:
+    x = np.ones((1, 3, 2, 2), np.float32)
+    with pytest.raises(ArgumentError, match=r"lrn: x must be at least 2-d \(N, C, ...\) and "
+                                            r"out the same shape, got shapes \[1, 3, 2, 2\] "
+                                            r"and \[1, 3, 2\]"):
+        run_kernel("lrn", dev, [x], (1, 3, 2), "float32", [3])

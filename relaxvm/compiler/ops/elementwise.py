@@ -1,4 +1,6 @@
-"""Inference for elementwise ops: unary, binary with broadcasting, where, cast, fused."""
+"""Inference for elementwise ops: unary, binary with broadcasting (bit shifts included),
+where, cast, cast_float8 (not fusible: its saturate/round_mode rules are not a plain
+conversion) and fused."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ UNARY_SAME = (
 UNARY_BOOL = ("logical_not", "isnan")
 #: Binary ops whose output has the first input's dtype.
 BINARY_SAME = ("add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "mod",
-               "bitwise_and", "bitwise_or", "bitwise_xor")
+               "bitwise_and", "bitwise_or", "bitwise_xor", "bitshift_left", "bitshift_right")
 #: Binary ops with a bool output.
 BINARY_BOOL = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
                "logical_and", "logical_or", "logical_xor")
@@ -69,6 +71,11 @@ def _cast(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType
     if "dtype" not in attrs:
         raise fail("cast", "attribute dtype is required")
     return [(x.shape, dtype_name(attrs["dtype"]))]
+
+
+@register_op("cast_float8")
+def _cast_float8(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
+    return _cast(inputs, attrs)
 
 
 @register_op("fused_elementwise", variadic=True)

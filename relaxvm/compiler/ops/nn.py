@@ -1,5 +1,6 @@
-"""Inference for linear algebra and neural-network ops: matmul, gemm, convolution,
-pooling and normalisation."""
+"""Inference for linear algebra and neural-network ops: matmul, gemm, convolution and
+transposed convolution, pooling (max, average, Lp; 2-d and 3-d) and normalisation
+(batch, layer, LRN)."""
 
 from __future__ import annotations
 
@@ -111,8 +112,51 @@ def _pool(op: str) -> None:
     register_op(op)(infer)
 
 
-_pool("max_pool2d")
-_pool("avg_pool2d")
+for _name in ("max_pool2d", "max_pool3d", "avg_pool2d", "avg_pool3d", "lp_pool2d",
+              "lp_pool3d"):
+    _pool(_name)
+
+
+def _pool_indices(op: str) -> None:
+    def infer(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
+        x = _ins(op, inputs, 1)[0]
+        spatial = _spatial(op, x, attrs["kernel_shape"], attrs, int(attrs.get("ceil_mode", 0)))
+        shape = (x.shape[0], x.shape[1], *spatial)
+        return [(shape, x.dtype), (shape, "int64")]
+    register_op(op)(infer)
+
+
+_pool_indices("max_pool2d_with_indices")
+_pool_indices("max_pool3d_with_indices")
+
+
+@register_op("conv_transpose")
+def _conv_transpose(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
+    """(N, M, *spatial) with each axis ``stride * (in - 1) + output_padding +
+    (kernel - 1) * dilation + 1 - pad_begin - pad_end``; w is (C, M / groups, *kernel)."""
+    x, w = _ins("conv_transpose", inputs, 2)[:2]
+    nd = x.ndim - 2
+    if nd < 1 or w.ndim != x.ndim:
+        raise fail("conv_transpose", f"x and w must have the same rank of at least 3, got "
+                                     f"{x.type_text()} and {w.type_text()}")
+    groups = int(attrs.get("groups", 1))
+    _check_dim("conv_transpose", x.shape[1], w.shape[0], "input channels and weight axis 0")
+    strides = attrs.get("strides") or (1,) * nd
+    dilations = attrs.get("dilations") or (1,) * nd
+    pads = attrs.get("pads") or (0,) * (2 * nd)
+    extra = attrs.get("output_padding") or (0,) * nd
+    spatial: list[Dim] = []
+    for i in range(nd):
+        k = w.shape[2 + i]
+        if not isinstance(k, int):
+            raise fail("conv_transpose", f"kernel sizes must be static, got {w.type_text()}")
+        d = (x.shape[2 + i] - 1) * int(strides[i]) + int(extra[i]) + (k - 1) * \
+            int(dilations[i]) + 1 - int(pads[i]) - int(pads[nd + i])
+        if isinstance(d, int) and d < 1:
+            raise fail("conv_transpose", f"output size on spatial axis {i} is {d} for input "
+                                         f"{x.type_text()}, weight {w.type_text()}")
+        spatial.append(d)
+    return [((x.shape[0], w.shape[1] * groups, *spatial), x.dtype)]
 
 
 def _global_pool(op: str) -> None:
@@ -142,3 +186,4 @@ _same("layer_norm", 1, "axis")
 _same("softmax", 1, "axis")
 _same("log_softmax", 1, "axis")
 _same("cumsum", 1)
+_same("lrn", 1)

@@ -2,10 +2,12 @@
 ``shape_values`` and ``to_device`` ops.
 
 Ops whose output shape is not a function of input shapes (``reshape``, ``expand``,
-``split``, ``range``, ``resize_nearest``) carry it in a compile-time attribute that the
-frontend resolved (``shape``, ``sizes``, ``length``). When a slice's bounds or a
-reduction's axes are only known at run time, a ``bind_dims`` node binds them and the
-output dims to fresh symbols, and the node carries its shape in ``out_shape``.
+``split``, ``range``, ``resize_nearest``, ``resize``) carry it in a compile-time attribute
+that the frontend resolved (``shape``, ``sizes``, ``length``, ``out_shape``);
+``resize_shape`` computes Resize's output shape from run-time scales or sizes. When a
+slice's bounds or a reduction's axes are only known at run time, a ``bind_dims`` node
+binds them and the output dims to fresh symbols, and the node carries its shape in
+``out_shape``.
 """
 
 from __future__ import annotations
@@ -178,6 +180,14 @@ def _given_shape(op: str, attr: str) -> None:
 
 
 _given_shape("resize_nearest", "sizes")
+_given_shape("resize", "out_shape")
+
+
+@register_op("resize_shape")
+def _resize_shape(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
+    """Resize's output shape as an int64 vector, one entry per axis of x."""
+    x = _x("resize_shape", inputs)
+    return [((x.ndim,), "int64")]
 
 
 @register_op("trilu")

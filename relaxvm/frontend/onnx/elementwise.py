@@ -1,6 +1,10 @@
-"""Converters for elementwise ONNX ops: arithmetic, comparisons, logic, activations,
-Where, Cast, Clip and the activations ONNX defines as compositions (Selu, HardSwish,
-Mish, PRelu, ...)."""
+"""Converters for elementwise ONNX ops: arithmetic, comparisons, logic, bit shifts,
+activations, Where, Cast/CastLike (low-bit float8/float4/int4/int2 types included),
+Clip and the activations ONNX defines as compositions (Selu, HardSwish, Mish, PRelu...).
+
+Casts into float8 that ONNX saturates (``saturate=1``, the default) and casts into
+float8e8m0 (``round_mode``) become ``cast_float8``; every other cast is a plain
+``cast`` (ml_dtypes' conversion, which is ONNX's non-saturating one for float8)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from relaxvm.compiler.ir import Value
 from relaxvm.frontend.onnx.context import Context, OnnxNode
 from relaxvm.frontend.onnx.dtypes import dtype_of
 from relaxvm.frontend.onnx.registry import converter
+from relaxvm.kernels.quantize import E8M0_ROUND_MODES
+from relaxvm.objects import FLOAT8_DTYPES
 
 BINARY = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide",
           "Equal": "equal", "Less": "less", "LessOrEqual": "less_equal", "Greater": "greater",
@@ -181,16 +187,47 @@ def _where(ctx: Context, node: OnnxNode) -> Value:
     return ctx.emit("where", [node.require(0), node.require(1), node.require(2)])
 
 
+def convert(ctx: Context, node: OnnxNode, x: Value, dtype: str) -> Value:
+    """``x`` cast to ``dtype`` by ONNX Cast's rules, reading the node's ``saturate`` and
+    ``round_mode`` attributes (they only matter for float8 results)."""
+    if x.dtype == dtype:
+        return x
+    saturate, round_mode = node.attr("saturate", 1), node.attr("round_mode", "up")
+    if saturate not in (0, 1):
+        raise node.fail(f"saturate must be 0 or 1, got {saturate!r}")
+    if round_mode not in E8M0_ROUND_MODES:
+        raise node.fail(f"round_mode must be one of {', '.join(E8M0_ROUND_MODES)}, got "
+                        f"{round_mode!r}")
+    if dtype == "float8_e8m0fnu" or (dtype in FLOAT8_DTYPES and saturate):
+        return ctx.emit("cast_float8", [x], {"dtype": dtype, "saturate": int(saturate),
+                                             "round_mode": round_mode})
+    return ctx.emit("cast", [x], {"dtype": dtype})
+
+
 @converter("Cast")
 def _cast(ctx: Context, node: OnnxNode) -> Value:
     x, dtype = node.require(0), dtype_of(node.attr("to"), f"Cast node {node.name}")
-    return x if x.dtype == dtype else ctx.emit("cast", [x], {"dtype": dtype})
+    return convert(ctx, node, x, dtype)
 
 
 @converter("CastLike")
 def _cast_like(ctx: Context, node: OnnxNode) -> Value:
     x, like = node.require(0), node.require(1)
-    return x if x.dtype == like.dtype else ctx.emit("cast", [x], {"dtype": like.dtype})
+    return convert(ctx, node, x, like.dtype)
+
+
+@converter("BitShift")
+def _bit_shift(ctx: Context, node: OnnxNode) -> Value:
+    """BitShift: ``bitshift_left`` or ``bitshift_right`` by the direction attribute."""
+    direction = node.attr("direction")
+    if direction not in ("LEFT", "RIGHT"):
+        raise node.fail(f"direction must be 'LEFT' or 'RIGHT', got {direction!r}")
+    x, y = node.require(0), node.require(1)
+    if x.dtype[0] not in "iu" or x.dtype != y.dtype or x.dtype in ("int4", "uint4", "int2",
+                                                                    "uint2"):
+        raise node.unsupported(f"inputs must share an 8- to 64-bit integer type, got "
+                               f"{x.dtype} and {y.dtype}")
+    return ctx.emit("bitshift_left" if direction == "LEFT" else "bitshift_right", [x, y])
 
 
 @converter("Clip")

@@ -1,5 +1,5 @@
-"""Converters for ONNX indexing ops: Gather, GatherElements, Slice, Pad, Resize and
-Upsample (nearest)."""
+"""Converters for ONNX indexing ops: Gather, GatherElements, Slice, Pad, Resize (nearest,
+linear, cubic; constant or run-time scales, sizes and roi) and Upsample (nearest, linear)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from relaxvm.compiler.symbolic import Dim, floordiv
 from relaxvm.frontend.onnx.context import Context, OnnxNode
 from relaxvm.frontend.onnx.registry import converter
 from relaxvm.frontend.onnx.shape import count
+from relaxvm.kernels.resize import COORDINATE_MODES as RESIZE_COORDINATE_MODES
+from relaxvm.kernels.resize import MODES as RESIZE_MODES
+from relaxvm.kernels.resize import POLICIES as RESIZE_POLICIES
+from relaxvm.kernels.resize import full_roi, plan
 
 #: Slice bounds are clamped into this range so they fit VM immediates (semantics unchanged).
 BOUND = 1 << 50
@@ -94,17 +98,6 @@ def _expand_pads(node: OnnxNode, axes: list[int], pads: list[Dim], ndim: int) ->
     return full
 
 
-def _resize(ctx: Context, node: OnnxNode, x: Value, scales: list[float] | None,
-            sizes: list[Dim] | None, ctm: str, nearest: str) -> Value:
-    if sizes is None:
-        if scales is None or len(scales) != x.ndim:
-            raise node.fail(f"needs one scale per axis of {x.type_text()}, got {scales}")
-        sizes = [d if s == 1.0 else _scaled(node, d, s) for d, s in zip(x.shape, scales)]
-    attrs = {"sizes": tuple(sizes), "coordinate_transformation_mode": ctm,
-             "nearest_mode": nearest, "scales": None if scales is None else tuple(scales)}
-    return ctx.emit("resize_nearest", [x], attrs)
-
-
 def _scaled(node: OnnxNode, dim: Dim, scale: float) -> Dim:
     if isinstance(dim, int):
         return int(np.floor(dim * scale))
@@ -118,42 +111,130 @@ def _scaled(node: OnnxNode, dim: Dim, scale: float) -> Dim:
 
 @converter("Resize")
 def _resize_node(ctx: Context, node: OnnxNode) -> Value:
+    """Resize in every mode: constant scales/sizes/roi become attributes, run-time ones
+    stay tensor inputs and a ``resize_shape`` node binds the output dims."""
     x = node.require(0)
-    if node.attr("mode", "nearest") != "nearest":
-        raise node.unsupported(f"mode {node.attr('mode')!r} is not supported (only nearest)")
-    if node.attr("axes", None) is not None or \
-            node.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
-        raise node.unsupported("the axes and keep_aspect_ratio_policy attributes are not "
-                               "supported")
     if node.opset < 11:
-        scales_in, sizes_in = node.input(1), None
-        ctm = "asymmetric"
+        roi_in, scales_in, sizes_in = None, _present(node.input(1)), None
     else:
-        scales_in, sizes_in = node.input(2), node.input(3)
-        ctm = node.attr("coordinate_transformation_mode", "half_pixel")
-    scales = None
-    if scales_in is not None and scales_in.is_constant and scales_in.data.size:  # type: ignore
-        scales = [float(s) for s in scales_in.data.reshape(-1)]  # type: ignore[union-attr]
-    sizes = None
+        roi_in = _present(node.input(1))
+        scales_in, sizes_in = _present(node.input(2)), _present(node.input(3))
+    attrs = _resize_attrs(node, x)
+    axes = attrs["axes"]
+    inputs: list[Value | None] = [x, None, None, None]
+    if attrs["coordinate_transformation_mode"] == "tf_crop_and_resize":
+        if roi_in is None:
+            raise node.fail("tf_crop_and_resize needs the roi input")
+        if roi_in.is_constant:
+            roi = [float(r) for r in roi_in.data.reshape(-1)]  # type: ignore[union-attr]
+            attrs["static_roi"] = tuple(full_roi(roi, axes, x.ndim))
+        else:
+            inputs[1] = roi_in
     if sizes_in is not None:
+        out_shape = _resize_by_sizes(ctx, node, x, sizes_in, attrs, inputs)
+    elif scales_in is not None:
+        out_shape = _resize_by_scales(ctx, node, x, scales_in, attrs, inputs)
+    else:
+        raise node.fail("needs scales or sizes")
+    attrs["out_shape"] = tuple(out_shape)
+    return ctx.emit("resize", inputs, attrs)
+
+
+def _present(value: Value | None) -> Value | None:
+    """An optional input, or None when omitted or statically empty."""
+    if value is None or (value.is_static and int(np.prod(value.static_shape)) == 0):
+        return None
+    return value
+
+
+def _resize_attrs(node: OnnxNode, x: Value) -> dict[str, Any]:
+    mode = node.attr("mode", "nearest")
+    if mode not in RESIZE_MODES:
+        raise node.unsupported(f"mode {mode!r} is not supported (nearest, linear, cubic)")
+    old = node.opset < 11
+    ctm = "asymmetric" if old else node.attr("coordinate_transformation_mode", "half_pixel")
+    if ctm not in RESIZE_COORDINATE_MODES:
+        raise node.unsupported(f"coordinate_transformation_mode {ctm!r} is not supported")
+    policy = node.attr("keep_aspect_ratio_policy", "stretch")
+    if policy not in RESIZE_POLICIES:
+        raise node.unsupported(f"keep_aspect_ratio_policy {policy!r} is not supported")
+    axes = node.attr("axes", None)
+    if axes is not None:
+        axes = tuple(int(a) + x.ndim if int(a) < 0 else int(a) for a in axes)
+        if sorted(axes) != sorted(set(axes)) or not all(0 <= a < x.ndim for a in axes):
+            raise node.fail(f"axes {list(node.attr('axes'))} are not unique axes of "
+                            f"{x.type_text()}")
+    nearest = "floor" if old else node.attr("nearest_mode", "round_prefer_floor")
+    return {"mode": mode, "coordinate_transformation_mode": ctm, "nearest_mode": nearest,
+            "cubic_coeff_a": float(node.attr("cubic_coeff_a", -0.75)),
+            "exclude_outside": int(node.attr("exclude_outside", 0)),
+            "extrapolation_value": float(node.attr("extrapolation_value", 0.0)),
+            "antialias": int(node.attr("antialias", 0)), "axes": axes,
+            "keep_aspect_ratio_policy": policy}
+
+
+def _resize_by_sizes(ctx: Context, node: OnnxNode, x: Value, sizes_in: Value,
+                     attrs: dict[str, Any], inputs: list[Value | None]) -> list[Dim]:
+    """The output dims for a sizes input; with a policy its scale too (static_scales)."""
+    axes, policy = attrs["axes"], attrs["keep_aspect_ratio_policy"]
+    chosen = list(range(x.ndim)) if axes is None else list(axes)
+    if policy == "stretch":
         sizes = ctx.dims_or_runtime(sizes_in, "sizes")
-        scales = None
-    elif scales is None:
-        raise node.unsupported("Resize needs constant scales or sizes")
-    nearest = node.attr("nearest_mode", "round_prefer_floor") if node.opset >= 11 else "floor"
-    return _resize(ctx, node, x, scales, sizes, ctm, nearest)
+        if len(sizes) != len(chosen):
+            raise node.fail(f"sizes has {len(sizes)} entries for {len(chosen)} axes")
+        dims = list(x.shape)
+        for ax, size in zip(chosen, sizes, strict=True):
+            dims[ax] = size
+        return dims
+    if sizes_in.is_constant and x.is_static:
+        wanted = [int(s) for s in sizes_in.data.reshape(-1)]  # type: ignore[union-attr]
+        scales, static_dims = plan(x.static_shape, axes, sizes=wanted, policy=policy)
+        attrs["static_scales"] = tuple(scales or ())
+        return list(static_dims)
+    inputs[3] = sizes_in
+    return _runtime_resize_shape(ctx, x, None, sizes_in, attrs)
+
+
+def _resize_by_scales(ctx: Context, node: OnnxNode, x: Value, scales_in: Value,
+                      attrs: dict[str, Any], inputs: list[Value | None]) -> list[Dim]:
+    """The output dims for a scales input (constant: static_scales; else run time)."""
+    axes = attrs["axes"]
+    if not scales_in.is_constant:
+        inputs[2] = scales_in
+        return _runtime_resize_shape(ctx, x, scales_in, None, attrs)
+    given = [float(s) for s in scales_in.data.reshape(-1)]  # type: ignore[union-attr]
+    chosen = list(range(x.ndim)) if axes is None else list(axes)
+    if len(given) != len(chosen):
+        raise node.fail(f"needs one scale per resized axis of {x.type_text()}, got {given}")
+    full = [1.0] * x.ndim
+    for ax, s in zip(chosen, given, strict=True):
+        full[ax] = s
+    attrs["static_scales"] = tuple(full)
+    return [d if s == 1.0 else _scaled(node, d, s) for d, s in zip(x.shape, full)]
+
+
+def _runtime_resize_shape(ctx: Context, x: Value, scales: Value | None,
+                          sizes: Value | None, attrs: dict[str, Any]) -> list[Dim]:
+    shape = ctx.emit("resize_shape", [x, scales, sizes],
+                     {"axes": attrs["axes"],
+                      "keep_aspect_ratio_policy": attrs["keep_aspect_ratio_policy"]})
+    return ctx.runtime_dims("values", [shape], x.ndim)
 
 
 @converter("Upsample")
 def _upsample(ctx: Context, node: OnnxNode) -> Value:
+    """Upsample (opset 7-9) is Resize with scales, asymmetric coordinates and floor."""
     x = node.require(0)
-    if node.attr("mode", "nearest") != "nearest":
-        raise node.unsupported(f"mode {node.attr('mode')!r} is not supported (only nearest)")
+    mode = node.attr("mode", "nearest")
+    if mode not in ("nearest", "linear"):
+        raise node.unsupported(f"mode {mode!r} is not supported (nearest, linear)")
     if node.opset < 9:
-        scales = [float(s) for s in node.attr("scales")]
+        scales = ctx.const(np.asarray(node.attr("scales"), np.float32))
     else:
-        given = node.require(1, "scales")
-        if not given.is_constant:
-            raise node.unsupported("Upsample needs constant scales")
-        scales = [float(s) for s in given.data.reshape(-1)]  # type: ignore[union-attr]
-    return _resize(ctx, node, x, scales, None, "asymmetric", "floor")
+        scales = node.require(1, "scales")
+    attrs: dict[str, Any] = {"mode": mode, "coordinate_transformation_mode": "asymmetric",
+                             "nearest_mode": "floor", "axes": None,
+                             "keep_aspect_ratio_policy": "stretch"}
+    inputs: list[Value | None] = [x, None, None, None]
+    attrs["out_shape"] = tuple(_resize_by_scales(ctx, node, x, scales, attrs, inputs))
+    return ctx.emit("resize", inputs, attrs)

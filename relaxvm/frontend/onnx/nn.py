@@ -1,4 +1,5 @@
-"""Converters for neural-network ONNX ops: Conv, pooling, normalisation and softmax."""
+"""Converters for neural-network ONNX ops: Conv, ConvTranspose, pooling (Max, Average,
+Lp, Global*), normalisation (batch, layer, RMS, Lp, instance, LRN) and softmax."""
 
 from __future__ import annotations
 
@@ -66,37 +67,120 @@ def _as_2d(ctx: Context, x: Value) -> Value:
     return ctx.emit("reshape", [x], {"shape": (x.shape[0], x.shape[1], 1, x.shape[2])})
 
 
-def _pool(ctx: Context, node: OnnxNode, op: str) -> Value:
-    x = node.require(0)
-    if len(node.outputs) > 1 and node.outputs[1]:
-        raise node.unsupported("the Indices output of MaxPool is not supported")
-    if x.ndim not in (3, 4):
-        raise node.unsupported(f"only 1-d and 2-d pooling is supported, got {x.type_text()}")
-    kernel = [int(k) for k in node.attr("kernel_shape")]
-    attrs = _window(node, x, kernel)
-    attrs["kernel_shape"] = tuple(kernel)
-    attrs["ceil_mode"] = int(node.attr("ceil_mode", 0))
-    if op == "avg_pool2d":
-        if any(d != 1 for d in attrs.pop("dilations")):
-            raise node.unsupported("AveragePool with dilations is not supported")
-        attrs["count_include_pad"] = int(node.attr("count_include_pad", 0))
-    if x.ndim == 4:
-        return ctx.emit(op, [x], attrs)
+def _as_2d_attrs(attrs: dict) -> dict:
+    """1-d pooling attributes for the 2-d kernel: a unit leading axis, zero pads on it."""
     flat = {k: (1,) + v if k in ("strides", "dilations", "kernel_shape") else v
             for k, v in attrs.items()}
     flat["pads"] = (0, attrs["pads"][0], 0, attrs["pads"][1])
-    y = ctx.emit(op, [_as_2d(ctx, x)], flat)
+    return flat
+
+
+#: The kernel family of each windowed ONNX pool; the rank suffix (2d, 3d) is added.
+_POOL_KERNELS = {"MaxPool": "max_pool", "AveragePool": "avg_pool", "LpPool": "lp_pool"}
+
+
+@converter("MaxPool", "AveragePool", "LpPool")
+def _pool(ctx: Context, node: OnnxNode) -> Value | list[Value]:
+    x = node.require(0)
+    if x.ndim not in (3, 4, 5):
+        raise node.unsupported(f"only 1-d, 2-d and 3-d pooling is supported, got "
+                               f"{x.type_text()}")
+    kernel = [int(k) for k in node.attr("kernel_shape")]
+    if len(kernel) != x.ndim - 2:
+        raise node.fail(f"kernel_shape {kernel} does not fit the input {x.type_text()}")
+    attrs = _window(node, x, kernel)
+    attrs["kernel_shape"] = tuple(kernel)
+    attrs["ceil_mode"] = int(node.attr("ceil_mode", 0))
+    if node.op_type == "AveragePool":
+        attrs["count_include_pad"] = int(node.attr("count_include_pad", 0))
+    if node.op_type == "LpPool":
+        attrs["p"] = float(node.attr("p", 2))
+    base = _POOL_KERNELS[node.op_type]
+    if len(node.outputs) > 1 and node.outputs[1]:
+        return _max_pool_with_indices(ctx, node, x, attrs)
+    if x.ndim > 3:
+        return ctx.emit(f"{base}{x.ndim - 2}d", [x], attrs)
+    flat = _as_2d_attrs(attrs)
+    y = ctx.emit(f"{base}2d", [_as_2d(ctx, x)], flat)
     return ctx.emit("reshape", [y], {"shape": (y.shape[0], y.shape[1], y.shape[3])})
 
 
-@converter("MaxPool")
-def _max_pool(ctx: Context, node: OnnxNode) -> Value:
-    return _pool(ctx, node, "max_pool2d")
+def _max_pool_with_indices(ctx: Context, node: OnnxNode, x: Value,
+                           attrs: dict) -> list[Value]:
+    """MaxPool with its Indices output (flat input positions, int64)."""
+    attrs["storage_order"] = int(node.attr("storage_order", 0))
+    if x.ndim > 3:
+        return ctx.emit_multi(f"max_pool{x.ndim - 2}d_with_indices", [x], attrs)
+    flat = _as_2d_attrs(attrs)
+    pair = ctx.emit_multi("max_pool2d_with_indices", [_as_2d(ctx, x)], flat)
+    return [ctx.emit("reshape", [v], {"shape": (v.shape[0], v.shape[1], v.shape[3])})
+            for v in pair]
 
 
-@converter("AveragePool")
-def _avg_pool(ctx: Context, node: OnnxNode) -> Value:
-    return _pool(ctx, node, "avg_pool2d")
+def _transpose_pads(node: OnnxNode, x: Value, kernel: list[int], strides: list[int],
+                    dilations: list[int], extra: list[int]) -> list[int]:
+    """ConvTranspose pads (begins, then ends) from ``pads``, ``auto_pad`` or
+    ``output_shape``; an output_shape above the natural size gives negative pads."""
+    n = len(kernel)
+    mode = node.attr("auto_pad", "NOTSET")
+    target = node.attr("output_shape", None)
+    if target is None and mode in ("NOTSET", "VALID"):
+        return [0] * (2 * n) if mode == "VALID" else auto_pads(node, x, kernel, strides,
+                                                               dilations)
+    if mode not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise node.fail(f"auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got {mode!r}")
+    if target is not None:
+        target = [int(t) for t in target][-n:]
+        if len(target) != n:
+            raise node.fail(f"output_shape must give {n} spatial sizes, got {target}")
+    begins, ends = [], []
+    for i in range(n):
+        size = x.shape[2 + i]
+        if not isinstance(size, int):
+            raise node.unsupported(f"output_shape / auto_pad={mode} need static spatial sizes, "
+                                   f"got {x.type_text()}")
+        want = size * strides[i] if target is None else target[i]
+        total = strides[i] * (size - 1) + extra[i] + (kernel[i] - 1) * dilations[i] + 1 - want
+        small, large = total // 2, total - total // 2
+        begins.append(small if mode == "SAME_UPPER" else large)
+        ends.append(large if mode == "SAME_UPPER" else small)
+    return begins + ends
+
+
+@converter("ConvTranspose")
+def _conv_transpose(ctx: Context, node: OnnxNode) -> Value:
+    x, w, b = node.require(0, "X"), node.require(1, "W"), node.input(2)
+    n = x.ndim - 2
+    if n < 1 or w.ndim != x.ndim:
+        raise node.fail(f"X and W must have the same rank of at least 3, got {x.type_text()} "
+                        f"and {w.type_text()}")
+    if not all(isinstance(k, int) for k in w.shape[2:]):
+        raise node.unsupported(f"the kernel size must be static, got W {w.type_text()}")
+    kernel = [int(k) for k in w.shape[2:]]
+    if list(node.attr("kernel_shape", kernel)) != kernel:
+        raise node.fail(f"kernel_shape {node.attr('kernel_shape')} does not match the "
+                        f"weight {w.type_text()}")
+    strides = [int(s) for s in node.attr("strides", [1] * n)]
+    dilations = [int(d) for d in node.attr("dilations", [1] * n)]
+    extra = [int(p) for p in node.attr("output_padding", [0] * n)]
+    if len(strides) != n or len(dilations) != n or len(extra) != n:
+        raise node.fail(f"strides, dilations and output_padding need {n} entries each, got "
+                        f"{strides}, {dilations} and {extra}")
+    attrs = {"strides": tuple(strides), "dilations": tuple(dilations),
+             "pads": tuple(_transpose_pads(node, x, kernel, strides, dilations, extra)),
+             "groups": int(node.attr("group", 1)), "output_padding": tuple(extra)}
+    return ctx.emit("conv_transpose", [x, w, b], attrs)
+
+
+@converter("LRN")
+def _lrn(ctx: Context, node: OnnxNode) -> Value:
+    x = node.require(0)
+    if x.ndim < 3:
+        raise node.fail(f"X must be at least 3-d (N, C, D1, ...), got {x.type_text()}")
+    return ctx.emit("lrn", [x], {"size": int(node.attr("size")),
+                                 "alpha": float(node.attr("alpha", 1e-4)),
+                                 "beta": float(node.attr("beta", 0.75)),
+                                 "bias": float(node.attr("bias", 1.0))})
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")
