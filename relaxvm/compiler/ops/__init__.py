@@ -3,7 +3,17 @@
 Importing this package registers every op's inference rule.
 """
 
-from relaxvm.compiler.ops import elementwise, nn, quantize, scatter, shape  # noqa: F401
+from relaxvm.compiler.ops import (  # noqa: F401
+    data_dependent,
+    elementwise,
+    image,
+    nn,
+    quantize,
+    recurrent,
+    scatter,
+    shape,
+    signal,
+)
 from relaxvm.compiler.ops.registry import OpDef, get_op, has_op, infer_types, op_names, register_op
 
 __all__ = ["OpDef", "get_op", "has_op", "infer_types", "op_names", "register_op"]

@@ -22,7 +22,21 @@ from onnx import external_data_helper, numpy_helper
 from relaxvm.compiler.ir import Graph, Value
 from relaxvm.compiler.symbolic import Dim, Expr
 from relaxvm.errors import ArgumentError, BuildError, UnsupportedOpError
-from relaxvm.frontend.onnx import elementwise, index, linalg, nn, quantize, reduce, scatter, shape  # noqa: F401
+from relaxvm.frontend.onnx import (  # noqa: F401
+    control_flow,
+    data_dependent,
+    elementwise,
+    image,
+    index,
+    linalg,
+    nn,
+    quantize,
+    recurrent,
+    reduce,
+    scatter,
+    shape,
+    signal,
+)
 from relaxvm.frontend.onnx.context import Context, OnnxNode
 from relaxvm.frontend.onnx.dtypes import dtype_of
 from relaxvm.frontend.onnx.functions import (

@@ -1,0 +1,1 @@
+"""Inference rules for the image op family (filled in)."""

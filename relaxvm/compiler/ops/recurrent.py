@@ -1,0 +1,1 @@
+"""Inference rules for the recurrent op family (filled in)."""

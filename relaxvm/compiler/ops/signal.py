@@ -1,0 +1,1 @@
+"""Inference rules for the signal op family (filled in)."""

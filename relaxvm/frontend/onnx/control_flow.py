@@ -1,0 +1,1 @@
+"""Converters for ONNX control flow: If, Loop, Scan (filled in)."""

@@ -1,0 +1,1 @@
+"""Converters for the data_dependent op family (filled in)."""

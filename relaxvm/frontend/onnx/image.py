@@ -1,0 +1,1 @@
+"""Converters for the image op family (filled in)."""

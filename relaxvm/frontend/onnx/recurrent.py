@@ -1,0 +1,1 @@
+"""Converters for the recurrent op family (filled in)."""

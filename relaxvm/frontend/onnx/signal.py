@@ -1,0 +1,1 @@
+"""Converters for the signal op family (filled in)."""

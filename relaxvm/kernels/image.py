@@ -1,0 +1,1 @@
+"""Kernels for the image op family (filled in)."""

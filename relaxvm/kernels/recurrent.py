@@ -1,0 +1,1 @@
+"""Kernels for the recurrent op family (filled in)."""

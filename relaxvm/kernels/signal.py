@@ -1,0 +1,1 @@
+"""Kernels for the signal op family (filled in)."""
