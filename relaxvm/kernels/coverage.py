@@ -88,14 +88,14 @@ def _table() -> dict[str, Coverage]:
         FLOATS + ("int64",))
     put("einsum cumprod", "accumulate", FLOATS)
     # -- nn: conv_transpose, pooling, lrn --
+    put("conv_transpose avg_pool3d lp_pool2d lp_pool3d lrn", "accumulate", FLOATS)
+    put("max_pool3d max_pool2d_with_indices max_pool3d_with_indices", "exact",
+        FLOATS + ("int64",))
     # -- recurrent: lstm, gru, rnn --
     # -- signal: dft, stft, mel, det, bitcast, col2im --
     # -- image: grid_sample, roi_align, deform_conv, max_unpool, reverse_sequence --
     # -- data-dependent shapes: nonzero, compress, unique, nms --
     # -- quantized compute: qlinear_matmul, matmul_integer, conv_integer --
-    put("conv_transpose avg_pool3d lp_pool2d lp_pool3d lrn", "accumulate", FLOATS)
-    put("max_pool3d max_pool2d_with_indices max_pool3d_with_indices", "exact",
-        FLOATS + ("int64",))
     return table
 
 
