@@ -139,6 +139,7 @@ def plan_summary(lowered: Lowered) -> dict[str, Any]:
         "arenas": len(plan.arena_size),
         "planned_tensors": kinds.count("arena"),
         "own_tensors": kinds.count("own"),
+        "kernel_tensors": kinds.count("kernel"),  # allocated by returns_outputs kernels
         "views": kinds.count("view"),
         "symbolic_sizes": sorted({s for v in lowered.graph.inputs for d in v.shape
                                   if isinstance(d, Expr) for s in d.symbols()}),

@@ -10,6 +10,12 @@ The generated ``main`` follows TVM's shape of program:
    kernel call (destination passing), and ``null_value`` for values that die there
    and own memory;
 5. ``ret`` of the output (a ``make_tuple`` when there are several).
+
+Ops flagged ``returns_outputs`` break step 4's destination passing: their kernel is
+called with ``out=None`` and its result goes to a register (``tuple_getitem`` splits a
+tuple). Then ``match_shape`` on each returned tensor checks its dtype and known dims
+and stores its data-dependent sizes (the node's fresh ``symbols``) in the shape heap,
+and a ``shape_func`` fills the sizes derived from them, exactly as for ``bind_dims``.
 """
 
 from __future__ import annotations
@@ -124,9 +130,14 @@ class Emitter:
                 if isinstance(d, Expr) and d.symbol_name is not None:
                     self.heap.bind_symbol(d.symbol_name)
         for node in self.graph.nodes:
-            for name in node.attrs.get("symbols", ()) if node.op == "bind_dims" else ():
+            returns = get_op(node.op).returns_outputs
+            for name in node.attrs.get("symbols", ()) if node.op == "bind_dims" or returns \
+                    else ():
                 self.heap.bind_symbol(name)
             for out in node.outputs:
+                if returns:  # the known dims that match_shape checks
+                    self.heap.shape_codes(d for d in out.shape
+                                          if isinstance(d, Expr) and d.symbol_name is None)
                 kind = self.plan.kind.get(out.uid)
                 if kind in ("own", "view") and not out.is_static:
                     self.heap.shape_codes(out.shape)
@@ -160,9 +171,13 @@ class Emitter:
             self.arena_left[device] = len(self.plan.intervals[device])
 
     def check_input(self, fn: str, i: int, v: Value, bound: set[str]) -> None:
-        ctx = error_context(fn, v.name, v)
+        self.match_value(self.ib.r(i), v, error_context(fn, v.name, v), bound)
+
+    def match_value(self, reg: int, v: Value, ctx: str, bound: set[str]) -> None:
+        """check_tensor_info and match_shape on the tensor in ``reg``: symbols not in
+        ``bound`` are stored in the heap (and added to it), the other dims checked."""
         self.ib.emit_call(B + "check_tensor_info",
-                          [self.ib.r(i), self.ib.imm(v.ndim), DataType(v.dtype), ctx])
+                          [reg, self.ib.imm(v.ndim), DataType(v.dtype), ctx])
         codes: list[int] = []
         for d in v.shape:
             name = d.symbol_name if isinstance(d, Expr) else None
@@ -173,7 +188,7 @@ class Emitter:
             else:
                 codes += [STORE if name not in bound else ASSERT_LOAD, self.heap.symbols[name]]
                 bound.add(name)
-        self.ib.emit_call(B + "match_shape", [self.ib.r(i), self.heap_arg(),
+        self.ib.emit_call(B + "match_shape", [reg, self.heap_arg(),
                                               self.ib.imm(v.ndim),
                                               *[self.ib.imm(c) for c in codes], ctx])
 
@@ -226,6 +241,8 @@ class Emitter:
             self.reg[out.uid] = dst = self.new_reg()
             self.ib.emit_call(B + "reshape", [self.arg(node.inputs[0]),
                                               self.shape_arg(out.shape)], dst=dst)
+        elif get_op(node.op).returns_outputs:
+            self.returning_call(i, node)
         elif node.op == "to_device":
             self.reg[out.uid] = dst = self.new_reg()
             dev = node.attrs["device"]
@@ -270,6 +287,33 @@ class Emitter:
         out = self.make_tuple(outs) if sig.output == "outs" else outs[0]
         self.ib.emit_call(name, [*inputs, out, *attrs])
 
+    def returning_call(self, index: int, node: Node) -> None:
+        """``result = kernel(*inputs, None, *attrs)`` for a kernel that allocates its
+        outputs; then bind their data-dependent sizes (see the module docstring)."""
+        name = get_op(node.op).kernel_name or node.op
+        sig = kernel_signature(name)
+        inputs = [self.arg(v) for v in node.inputs]
+        attrs = [self.attr(self.attr_value(node, name, k, d)) for k, d in sig.attrs.items()]
+        result = self.new_reg()
+        self.ib.emit_call(name, [*inputs, self.ib.void_arg(), *attrs], dst=result)
+        if len(node.outputs) == 1:
+            self.reg[node.outputs[0].uid] = result
+        else:
+            for k, out in enumerate(node.outputs):
+                self.reg[out.uid] = dst = self.new_reg()
+                self.ib.emit_call(B + "tuple_getitem", [result, self.ib.imm(k)], dst=dst)
+            self.ib.emit_call(B + "null_value", [], dst=result)
+        bound = set(self.available) - set(node.attrs["symbols"])
+        for k, out in enumerate(node.outputs):
+            ctx = f"{node.name or node.op}: output {k} of {name} expects {out.type_text()}"
+            self.match_value(self.reg[out.uid], out, ctx, bound)
+        self.available.update(node.attrs["symbols"])
+        self.shape_program()
+        returned = {v.uid for v in self.graph.outputs}
+        for out in node.outputs:  # outputs nothing reads (Unique's counts, say)
+            if out.uid not in returned and self.plan.last_use.get(out.uid) == index:
+                self.ib.emit_call(B + "null_value", [], dst=self.reg[out.uid])
+
     @staticmethod
     def attr_value(node: Node, kernel: str, name: str, default: Any) -> Any:
         value = node.attrs.get(name, default)
@@ -291,7 +335,8 @@ class Emitter:
             if v is None or v.uid in seen or v.uid in returned or v.is_constant:
                 continue
             seen.add(v.uid)
-            if self.plan.last_use.get(v.uid) == i and self.plan.kind.get(v.uid) == "own":
+            if self.plan.last_use.get(v.uid) == i and \
+                    self.plan.kind.get(v.uid) in ("own", "kernel"):
                 self.ib.emit_call(B + "null_value", [], dst=self.reg[v.uid])
 
     # -- epilogue ------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Constant folding uses :func:`run_node` to compute nodes whose inputs are all known;
 tests use :func:`evaluate` to check the frontend and every pass against onnxruntime
 before (and independently of) code generation. Symbolic sizes are bound from the
-actual input shapes, so a graph with ``batch`` runs at any batch size.
+actual input shapes, so a graph with ``batch`` runs at any batch size. Ops flagged
+``returns_outputs`` (``nonzero``, ``unique``...) return their outputs; the sizes of those
+bind the node's fresh symbols for the nodes after it (:func:`bind_returned`).
 """
 
 from __future__ import annotations
@@ -96,7 +98,10 @@ def run_node(node: Node, arrays: Sequence[np.ndarray | None], env: Mapping[str, 
         return [np.asarray(values, numpy_dtype(out.dtype)).reshape(resolve(out.shape, env))]
     if node.op == "to_device":
         return [np.array(arrays[0], copy=True)]
-    kernel_name = get_op(node.op).kernel_name or node.op
+    op = get_op(node.op)
+    kernel_name = op.kernel_name or node.op
+    if op.returns_outputs:
+        return _run_returning(node, kernel_name, arrays, env)
     outs = [np.empty(resolve(v.shape, env), numpy_dtype(v.dtype)) for v in node.outputs]
     args: list[Any] = [_tensor(a) for a in arrays]
     if get_op(node.op).variadic:
@@ -105,6 +110,23 @@ def run_node(node: Node, arrays: Sequence[np.ndarray | None], env: Mapping[str, 
     out_arg: Any = tuple(_tensor(o) for o in outs) if sig.output == "outs" else _tensor(outs[0])
     get_kernel(kernel_name, "cpu")(*args, out_arg, *node_attrs(node, kernel_name, env))
     return outs
+
+
+def _run_returning(node: Node, kernel: str, arrays: Sequence[np.ndarray | None],
+                   env: Mapping[str, int]) -> list[np.ndarray]:
+    """Call a kernel that allocates and returns its outputs (``out=None``)."""
+    result = get_kernel(kernel, "cpu")(*[_tensor(a) for a in arrays], None,
+                                       *node_attrs(node, kernel, env))
+    results = result if isinstance(result, tuple) else (result,)
+    if len(results) != len(node.outputs):
+        raise BuildError(f"{node.name or node.op}: kernel {kernel} returned {len(results)} "
+                         f"outputs, the node has {len(node.outputs)}")
+    return [np.asarray(t.array) for t in results]
+
+
+def bind_returned(node: Node, arrays: Sequence[np.ndarray], env: Env) -> Env:
+    """Bind the fresh symbols of a ``returns_outputs`` node from its outputs' shapes."""
+    return bind_symbols(node.outputs, arrays, env, f"evaluate: {node.name or node.op}")
 
 
 def bind_runtime_dims(node: Node, arrays: Sequence[np.ndarray | None]) -> Env:
@@ -132,6 +154,9 @@ def evaluate(graph: Graph, inputs: Sequence[Any] | Mapping[str, Any]) -> list[np
         if node.op == "bind_dims":
             env.update(bind_runtime_dims(node, ins))
             continue
-        for v, a in zip(node.outputs, run_node(node, ins, env)):
+        outs = run_node(node, ins, env)
+        if get_op(node.op).returns_outputs:
+            bind_returned(node, outs, env)
+        for v, a in zip(node.outputs, outs):
             values[v.uid] = a
     return [values[v.uid] if v.data is None else v.data for v in graph.outputs]

@@ -25,6 +25,7 @@ from relaxvm.kernels import (  # noqa: F401
                              linalg,
                              norm,
                              pool,
+                             qlinear,
                              quantize,
                              recurrent,
                              reduce,

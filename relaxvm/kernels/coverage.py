@@ -92,10 +92,22 @@ def _table() -> dict[str, Coverage]:
     put("max_pool3d max_pool2d_with_indices max_pool3d_with_indices", "exact",
         FLOATS + ("int64",))
     # -- recurrent: lstm, gru, rnn --
+    put("lstm gru rnn", "accumulate", FLOATS + ("float64",))
     # -- signal: dft, stft, mel, det, bitcast, col2im --
+    put("dft stft det col2im", "accumulate", WIDE_FLOATS + ("float16",))
+    put("mel_weight_matrix", "elementwise", ("float32", "float64"))
+    put("bitcast", "exact", ("float32", "int32", "uint8", "float64"))
     # -- image: grid_sample, roi_align, deform_conv, max_unpool, reverse_sequence --
+    put("grid_sample roi_align deform_conv", "accumulate", FLOATS)
+    put("max_unpool reverse_sequence tensor_scatter", "exact", FLOATS + ("int64",))
     # -- data-dependent shapes: nonzero, compress, unique, nms --
+    put("nonzero", "exact", ("float32", "int32", "bool"))
+    put("compress", "exact", ("float32", "float16", "int64"))
+    put("unique", "exact", ("float32", "int64"))
+    put("non_max_suppression", "exact", ("float32",))
     # -- quantized compute: qlinear_matmul, matmul_integer, conv_integer --
+    # Integer sums are exact and the float64 rescale rounds once, so results are bit-equal.
+    put("matmul_integer qlinear_matmul conv_integer qlinear_conv", "exact", ("int8", "uint8"))
     return table
 
 

@@ -86,10 +86,12 @@ PAD_MODES = ("constant", "reflect", "edge", "wrap")
 
 
 @register_template("pad")
-def pad(xp: Any, x: Any, out: Any, pads: Sequence[int], mode: str = "constant",
-        value: float = 0.0) -> None:
+def pad(xp: Any, x: Any, constant_value: Any, out: Any, pads: Sequence[int],
+        mode: str = "constant", value: float = 0.0) -> None:
     """ONNX Pad: ``pads`` is every axis's begin count, then every end count; negative
-    counts crop. Modes: constant (``value``), reflect, edge, wrap."""
+    counts crop. Modes: constant, reflect, edge, wrap. The constant is the one-element
+    tensor ``constant_value`` when given (read on the device, no host copy), else the
+    compile-time ``value``."""
     a, o = x.array, out.array
     if len(pads) != 2 * a.ndim:
         raise ArgumentError(f"pad: pads must have 2 * {a.ndim} = {2 * a.ndim} entries, got "
@@ -101,7 +103,13 @@ def pad(xp: Any, x: Any, out: Any, pads: Sequence[int], mode: str = "constant",
     a = a[tuple(slice(max(-b, 0), d - max(-e, 0)) for b, e, d in crop)]
     width = [(max(b, 0), max(e, 0)) for b, e in zip(begins, ends, strict=False)]
     if mode == "constant":
-        o.fill(value)
+        if constant_value is None:
+            o.fill(value)
+        elif constant_value.array.size != 1:
+            raise ArgumentError(f"pad: constant_value must have one element, got shape "
+                                f"{list(constant_value.array.shape)}")
+        else:
+            o[...] = constant_value.array.reshape(()).astype(o.dtype)
         o[tuple(slice(b, b + d) for (b, _), d in zip(width, a.shape, strict=False))] = a
     else:
         o[...] = xp.pad(a, width, mode=mode)

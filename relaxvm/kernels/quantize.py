@@ -1,6 +1,6 @@
 """Quantization kernels with ONNX semantics, and the low-bit conversions they share.
 
-Kernels:
+Kernels (the quantized matmul and conv are in :mod:`relaxvm.kernels.qlinear`):
 
 * ``quantize_linear(x, scale, zero_point, out, axis, block_size, saturate, precision)``:
   ONNX QuantizeLinear, ``out = saturate(rint(x / scale) + zero_point)`` into int8/uint8,
@@ -12,9 +12,9 @@ Kernels:
 * ``dynamic_quantize_linear(x, outs)``: uint8 quantization with a scale and zero point
   computed from the data's range (ONNX DynamicQuantizeLinear).
 
-Scales and zero points are per tensor (one element), per axis (1-D along ``axis``) or
-blocked (``x``'s rank, each element repeated ``block_size`` times along ``axis``).
-Rounding is half to even (``rint``) as ONNX specifies.
+QuantizeLinear's and DequantizeLinear's scales and zero points are per tensor (one
+element), per axis (1-D along ``axis``) or blocked (``x``'s rank, each element repeated
+``block_size`` times along ``axis``). Rounding is half to even (``rint``) as ONNX specifies.
 
 Helpers used by the cast kernels too: :func:`saturate_float8` (clamp finite and infinite
 values to the largest finite float8 value before rounding) and :func:`to_float8e8m0`

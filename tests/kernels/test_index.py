@@ -146,7 +146,7 @@ def test_pad_modes_and_negative_pads_match_onnx(dev: Any, dtype: str, mode: str,
     x = random_array(np.random.default_rng(84), (4, 5), dtype, -9, 9)
     ref_x = x if dtype == "int64" else wide(x)  # widening is exact; padding moves values
     expected = onnxruntime_pad(ref_x, pads, mode, value)
-    got = run_kernel("pad", dev, [x], expected.shape, dtype, [pads, mode, value])
+    got = run_kernel("pad", dev, [x, None], expected.shape, dtype, [pads, mode, value])
     check("pad", got, expected, dtype)
 
 
@@ -154,9 +154,9 @@ def test_pad_rejects_unknown_mode_and_wrong_length(dev: Any) -> None:
     x = np.ones((2, 2), np.float32)
     with pytest.raises(ArgumentError, match="pad: mode must be one of constant, reflect, edge, "
                                             "wrap, got 'mirror'"):
-        run_kernel("pad", dev, [x], (2, 2), "float32", [(0, 0, 0, 0), "mirror"])
+        run_kernel("pad", dev, [x, None], (2, 2), "float32", [(0, 0, 0, 0), "mirror"])
     with pytest.raises(ArgumentError, match=r"pad: pads must have 2 \* 2 = 4 entries, got 2"):
-        run_kernel("pad", dev, [x], (2, 2), "float32", [(1, 1)])
+        run_kernel("pad", dev, [x, None], (2, 2), "float32", [(1, 1)])
 
 
 RESIZE_MODES = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",

@@ -1,5 +1,7 @@
-"""cast/cast_float8 into and out of the low-bit types, quantize_linear, dequantize_linear
-and dynamic_quantize_linear against onnx.reference.
+"""cast/cast_float8 into and out of the low-bit types, quantize_linear, dequantize_linear,
+dynamic_quantize_linear and the quantized compute kernels (matmul_integer,
+qlinear_matmul, conv_integer, qlinear_conv) against onnx.reference, and against float64
+NumPy where onnx.reference rounds its rescale factor to float16 or lacks a case.
 
 The low-bit dtypes (float8, float4, int4, int2...) are ml_dtypes types that CuPy has no
 type for, so those cases run on the CPU; :func:`check_device_dtypes` (what every such
@@ -360,3 +362,241 @@ def test_dynamic_quantize_matches_onnx(dev: Any, values: list[float]) -> None:
                     [(x.shape, "uint8"), ((), "float32"), ((), "uint8")])
     for g, w in zip(got, want, strict=True):
         assert_same(g, np.asarray(w))
+
+
+# -- quantized compute: matmul_integer, qlinear_matmul, conv_integer, qlinear_conv ---------
+def _ints(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, int(info.max) + 1, shape).astype(dtype)
+
+
+def _requantize(acc: np.ndarray, factor: Any, zp: Any, dtype: str) -> np.ndarray:
+    """float64 reference of the qlinear rescale: saturate(rint(acc * factor) + zp)."""
+    info = np.iinfo(dtype)
+    r = np.rint(acc.astype(np.float64) * factor) + np.asarray(zp, np.float64)
+    return np.clip(r, info.min, info.max).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", dtype_params("matmul_integer"))
+def test_matmul_integer_matches_onnx(dev: Any, dtype: str) -> None:
+    rng = np.random.default_rng(3)
+    for sa, sb in (((4, 5), (5, 3)), ((2, 4, 5), (5, 3)), ((3, 1, 2, 5), (4, 5, 2)),
+                   ((5,), (5, 3)), ((2, 5), (5,))):
+        a, b = _ints(rng, sa, dtype), _ints(rng, sb, "uint8")
+        azp, bzp = np.array(_ints(rng, (), dtype)), np.array(7, np.uint8)
+        want = onnx_reference("MatMulInteger", [("a", a), ("b", b), ("az", azp), ("bz", bzp)])
+        got = run_kernel("matmul_integer", dev, [a, b, azp, bzp], want[0].shape, "int32")
+        assert_same(got, want[0])
+        got = run_kernel("matmul_integer", dev, [a, b, None, None], want[0].shape, "int32")
+        assert_same(got, a.astype(np.int32) @ b.astype(np.int32))
+
+
+def test_matmul_integer_per_row_and_per_column_zero_points(dev: Any) -> None:
+    rng = np.random.default_rng(4)
+    a, b = _ints(rng, (2, 4, 6), "int8"), _ints(rng, (6, 3), "uint8")
+    azp, bzp = _ints(rng, (4,), "int8"), _ints(rng, (3,), "uint8")
+    want = (a.astype(np.int64) - azp[:, None]) @ (b.astype(np.int64) - bzp)
+    got = run_kernel("matmul_integer", dev, [a, b, azp, bzp], want.shape, "int32")
+    assert_same(got, want.astype(np.int32))
+    azp_nd = azp.reshape(1, 4, 1)  # the N-d form, [..., M, 1]
+    got = run_kernel("matmul_integer", dev, [a, b, azp_nd, bzp.reshape(1, 3)], want.shape,
+                     "int32")
+    assert_same(got, want.astype(np.int32))
+
+
+def test_matmul_integer_wraps_in_int32() -> None:
+    k = 40000  # 40000 * 255 * 255 > 2**31
+    a, b = np.full((1, k), 255, np.uint8), np.full((k, 1), 255, np.uint8)
+    got = run_kernel("matmul_integer", CPU, [a, b, None, None], (1, 1), "int32")
+    assert got[0, 0] == np.int64(k * 255 * 255).astype(np.int32)
+
+
+def _qlinear_matmul(dev: Any, a: np.ndarray, sa: Any, za: Any, b: np.ndarray, sb: Any,
+                    zb: Any, sy: Any, zy: Any) -> np.ndarray:
+    args = [np.asarray(v) for v in (a, sa, za, b, sb, zb, sy, zy)]  # 0-d arrays, not scalars
+    shape = np.matmul(np.zeros(a.shape, np.int8), np.zeros(b.shape, np.int8)).shape
+    return run_kernel("qlinear_matmul", dev, args, shape, args[7].dtype)
+
+
+@pytest.mark.parametrize("dtype", dtype_params("qlinear_matmul"))
+@pytest.mark.parametrize("scale_dtype", ["float32", "float16"])
+def test_qlinear_matmul_matches_onnx(dev: Any, dtype: str, scale_dtype: str) -> None:
+    rng = np.random.default_rng(5)
+    for sa, sb in (((3, 8), (8, 4)), ((2, 3, 8), (2, 8, 4)), ((3, 8), (2, 8, 4))):
+        a, b = _ints(rng, sa, dtype), _ints(rng, sb, dtype)
+        scales = [np.array([s], scale_dtype) for s in (0.0066, 0.00705, 0.0507)]
+        za, zb, zy = (np.array([v], dtype) for v in rng.integers(-5, 100, 3))
+        names = ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"]
+        values = [a, scales[0], za, b, scales[1], zb, scales[2], zy]
+        got = _qlinear_matmul(dev, *values)
+        if scale_dtype == "float32":
+            want = onnx_reference("QLinearMatMul", list(zip(names, values, strict=True)))[0]
+            assert_same(got, want)
+        # onnx.reference rounds a_scale * b_scale / y_scale to float16 for float16 scales;
+        # the kernel rescales in float64, as this reference does
+        acc = (a.astype(np.int64) - za) @ (b.astype(np.int64) - zb)
+        wide = [s.astype(np.float64) for s in scales]
+        assert_same(got, _requantize(acc, wide[0] * wide[1] / wide[2], zy, dtype))
+
+
+def test_qlinear_matmul_per_row_and_per_column_scales(dev: Any) -> None:
+    rng = np.random.default_rng(6)
+    a, b = _ints(rng, (2, 3, 5), "uint8"), _ints(rng, (2, 5, 4), "int8")
+    sa, za = (rng.random((3,)) * 0.01 + 0.001).astype(np.float32), _ints(rng, (3,), "uint8")
+    sb, zb = (rng.random((4,)) * 0.01 + 0.001).astype(np.float32), _ints(rng, (4,), "int8")
+    sy, zy = np.float32(0.002), np.uint8(128)
+    acc = (a.astype(np.int64) - za[:, None]) @ (b.astype(np.int64) - zb)
+    factor = sa.astype(np.float64)[:, None] * sb.astype(np.float64) / np.float64(sy)
+    want = _requantize(acc, factor, zy, "uint8")
+    assert_same(_qlinear_matmul(dev, a, sa, za, b, sb, zb, sy, zy), want)
+    nd = [sa.reshape(1, 3, 1), za.reshape(1, 3, 1), sb.reshape(1, 1, 4), zb.reshape(1, 1, 4)]
+    assert_same(_qlinear_matmul(dev, a, nd[0], nd[1], b, nd[2], nd[3], sy, zy), want)
+    # onnx.reference broadcasts the N-d forms the same way
+    names = ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"]
+    values = [a, nd[0], nd[1], b, nd[2], nd[3], np.array([sy]), np.array([zy])]
+    ref = onnx_reference("QLinearMatMul", list(zip(names, values, strict=True)))[0]
+    assert_same(_qlinear_matmul(dev, *values), ref)
+
+
+def test_qlinear_matmul_rounds_half_to_even_and_saturates() -> None:
+    a = np.array([[1], [3], [5], [-1], [-3], [100], [-100]], np.int8)
+    b = np.array([[1]], np.int8)
+    one, half = np.float32(1.0), np.float32(2.0)  # acc / 2: .5 ties round to even
+    got = _qlinear_matmul(CPU, a, one, np.int8(0), b, one, np.int8(0), half, np.int8(100))
+    assert got.ravel().tolist() == [100, 102, 102, 100, 98, 127, 50]
+    got = _qlinear_matmul(CPU, a, one, np.int8(0), b, one, np.int8(0), np.float32(0.25),
+                          np.int8(0))
+    assert got.ravel().tolist() == [4, 12, 20, -4, -12, 127, -128]
+
+
+def test_qlinear_matmul_long_sums_are_exact() -> None:
+    k = 40000  # the int32 sum would overflow: the kernel sums in int64
+    a, b = np.full((1, k), 255, np.uint8), np.full((k, 1), 255, np.uint8)
+    sy = np.float32(2 ** 24)
+    got = _qlinear_matmul(CPU, a, np.float32(1), np.uint8(0), b, np.float32(1), np.uint8(0),
+                          sy, np.uint8(0))
+    assert got[0, 0] == np.rint(k * 255 * 255 / 2 ** 24)
+
+
+@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2"])
+def test_qlinear_matmul_float8(dtype: str) -> None:
+    rng = np.random.default_rng(7)
+    f8 = numpy_dtype(dtype)
+    a = rng.standard_normal((3, 6)).astype(np.float32).astype(f8)
+    b = rng.standard_normal((6, 2)).astype(np.float32).astype(f8)
+    zero, scale = np.zeros((), f8), np.float32(0.5)
+    got = _qlinear_matmul(CPU, a, scale, zero, b, scale, zero, np.float32(0.01), zero)
+    real = a.astype(np.float64) @ b.astype(np.float64) * 0.25 / np.float64(np.float32(0.01))
+    limit = float(ml_dtypes.finfo(f8).max)
+    assert_same(got, np.clip(real, -limit, limit).astype(f8))
+
+
+def _conv_case(rng: np.random.Generator, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+               dtype: str, per_channel: bool) -> list[np.ndarray]:
+    x, w = _ints(rng, x_shape, dtype), _ints(rng, w_shape, "uint8")
+    xzp = np.array(_ints(rng, (), dtype))
+    wzp = _ints(rng, (w_shape[0],), "uint8") if per_channel else np.array(9, np.uint8)
+    return [x, w, xzp, wzp]
+
+
+CONV_CASES = [((1, 2, 5, 6), (3, 2, 3, 3), {}),
+              ((2, 4, 7, 7), (4, 2, 2, 3), {"pads": [1, 0, 2, 1], "strides": [2, 1],
+                                            "dilations": [1, 2], "group": 2}),
+              ((1, 3, 6, 6), (3, 1, 3, 3), {"pads": [1, 1, 1, 1], "group": 3}),  # depthwise
+              ((2, 2, 9), (4, 2, 3), {"pads": [2, 1], "strides": [2], "dilations": [2]})]
+
+
+def _conv_reference(op: str, values: list[np.ndarray | None], attrs: dict[str, Any]
+                    ) -> np.ndarray:
+    """onnx.reference's ``op``; 1-d cases run as 2-d ones of height 1 (its per-channel
+    zero points handle 2-d only)."""
+    names = "abcdefghi"[:len(values)]
+    if values[0] is None or values[0].ndim != 3:
+        return onnx_reference(op, list(zip(names, values, strict=True)), **attrs)[0]
+    lifted = [v[:, :, None, :] if i in (0, 1 if op == "ConvInteger" else 3) else v
+              for i, v in enumerate(values)]
+    flat = {"group": attrs.get("group", 1), "strides": [1, *attrs.get("strides", [1])],
+            "dilations": [1, *attrs.get("dilations", [1])]}
+    pads = attrs.get("pads", [0, 0])
+    flat["pads"] = [0, pads[0], 0, pads[1]]
+    return onnx_reference(op, list(zip(names, lifted, strict=True)), **flat)[0][:, :, 0, :]
+
+
+def _conv_attrs(attrs: dict[str, Any], nd: int) -> list[Any]:
+    return [tuple(attrs.get("strides", [1] * nd)), tuple(attrs.get("pads", [0] * 2 * nd)),
+            tuple(attrs.get("dilations", [1] * nd)), attrs.get("group", 1)]
+
+
+@pytest.mark.parametrize("dtype", dtype_params("conv_integer"))
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_conv_integer_matches_onnx(dev: Any, dtype: str, case: int) -> None:
+    x_shape, w_shape, attrs = CONV_CASES[case]
+    rng = np.random.default_rng(8 + case)
+    for per_channel in (False, True):
+        values = _conv_case(rng, x_shape, w_shape, dtype, per_channel)
+        want = _conv_reference("ConvInteger", list(values), attrs)
+        got = run_kernel("conv_integer", dev, values, want.shape, "int32",
+                         _conv_attrs(attrs, len(x_shape) - 2))
+        assert_same(got, want)
+
+
+@pytest.mark.parametrize("dtype", dtype_params("qlinear_conv"))
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_qlinear_conv_matches_onnx(dev: Any, dtype: str, case: int) -> None:
+    x_shape, w_shape, attrs = CONV_CASES[case]
+    rng = np.random.default_rng(20 + case)
+    x, w, xzp, wzp = _conv_case(rng, x_shape, w_shape, dtype, True)
+    xs, ys = np.array(0.0037, np.float32), np.array(0.05, np.float32)
+    ws = (rng.random(w_shape[0]) * 0.01 + 0.001).astype(np.float32)
+    bias = rng.integers(-5000, 5000, w_shape[0]).astype(np.int32)
+    yzp = np.array(_ints(rng, (), "int8"))
+    values = [x, xs, xzp, w, ws, wzp, ys, yzp, bias]
+    want = _conv_reference("QLinearConv", list(values), attrs)
+    got = run_kernel("qlinear_conv", dev, values, want.shape, "int8",
+                     _conv_attrs(attrs, len(x_shape) - 2))
+    assert_same(got, want)
+
+
+def test_quantized_compute_rejects_bad_inputs() -> None:
+    a, b = np.ones((2, 3), np.int8), np.ones((3, 4), np.int8)
+    one, i0, u0 = np.array(1, np.float32), np.array(0, np.int8), np.array(0, np.uint8)
+    with pytest.raises(ArgumentError, match="matmul_integer: a must be one of int8, uint8, "
+                                            "got int32"):
+        run_kernel("matmul_integer", CPU, [a.astype(np.int32), b, None, None], (2, 4),
+                   "int32")
+    with pytest.raises(ArgumentError, match=r"matmul_integer: a_zero_point must have one "
+                                            r"element, or one per row of a for a of shape "
+                                            r"\[2, 3\], got shape \[3\]"):
+        run_kernel("matmul_integer", CPU, [a, b, np.zeros(3, np.int8), None], (2, 4), "int32")
+    with pytest.raises(ArgumentError, match="matmul_integer: b_zero_point must have dtype "
+                                            "int8, got uint8"):
+        run_kernel("matmul_integer", CPU, [a, b, None, u0], (2, 4), "int32")
+    with pytest.raises(ArgumentError, match="qlinear_matmul: y_zero_point must have the "
+                                            "output's dtype int8, got uint8"):
+        run_kernel("qlinear_matmul", CPU, [a, one, i0, b, one, i0, one, u0], (2, 4), "int8")
+    with pytest.raises(ArgumentError, match=r"qlinear_matmul: y_scale must have one element "
+                                            r"or broadcast to the output shape \[2, 4\], got "
+                                            r"shape \[3\]"):
+        run_kernel("qlinear_matmul", CPU, [a, one, i0, b, one, i0, np.ones(3, np.float32), i0],
+                   (2, 4), "int8")
+    with pytest.raises(ArgumentError, match="qlinear_matmul: output dtype must be int8, "
+                                            "uint8 or a float8 type, got int16"):
+        run_kernel("qlinear_matmul", CPU, [a, one, i0, b, one, i0, one, None], (2, 4),
+                   "int16")
+    x, w = np.ones((1, 2, 4, 4), np.uint8), np.ones((3, 2, 2, 2), np.uint8)
+    attrs = [(1, 1), (0, 0, 0, 0), (1, 1), 1]
+    with pytest.raises(ArgumentError, match=r"conv_integer: w_zero_point must have one "
+                                            r"element or one per output channel \(3\), got "
+                                            r"shape \[2\]"):
+        run_kernel("conv_integer", CPU, [x, w, None, np.zeros(2, np.uint8)], (1, 3, 3, 3),
+                   "int32", attrs)
+    with pytest.raises(ArgumentError, match=r"conv_integer: x_zero_point must have one "
+                                            r"element \(per tensor\)"):
+        run_kernel("conv_integer", CPU, [x, w, np.zeros(2, np.uint8), None], (1, 3, 3, 3),
+                   "int32", attrs)
+    with pytest.raises(ArgumentError, match="conv_integer: x, w and out must all be 3-d"):
+        run_kernel("conv_integer", CPU, [x[None], w[None], None, None], (1, 1, 3, 3, 3),
+                   "int32", [(1, 1, 1), (0,) * 6, (1, 1, 1), 1])
+    with pytest.raises(ArgumentError, match=r"qlinear_conv: bias must be 1-D of length 3"):
+        run_kernel("qlinear_conv", CPU, [x, one, u0, w, one, u0, one, u0,
+                                         np.zeros(2, np.int32)], (1, 3, 3, 3), "uint8", attrs)

@@ -5,16 +5,22 @@ Op names are kernel names (``"add"``, ``"conv2d"``) plus a few compiler ops
 kernel's parameter names, so codegen passes ``node.attrs`` straight through in the
 order :func:`relaxvm.kernels.kernel_signature` gives; attributes the kernel does not
 take (``reshape``'s target ``shape``, ``cast``'s ``dtype``) are compile-time only.
+
+Ops flagged ``returns_outputs`` (``nonzero``, ``unique``...) have output sizes that only
+the kernel knows: it is called with ``out=None`` and returns its outputs. Inference
+gives each such size a fresh symbol (:func:`output_symbols`, named in the node's
+``symbols`` attribute), which the generated code binds from the returned shapes.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from relaxvm.compiler.ir import Value
-from relaxvm.compiler.symbolic import Dim
+from relaxvm.compiler.symbolic import Dim, sym
 from relaxvm.errors import BuildError, UnsupportedOpError
 
 #: What inference returns: one (shape, dtype) per output.
@@ -28,7 +34,9 @@ class OpDef:
 
     ``elementwise``: output element i depends only on input elements at i after
     broadcasting (fusible); ``variadic``: the kernel takes its inputs as one tuple
-    (concat); ``kernel``: the kernel to call, or None for ops codegen lowers itself.
+    (concat); ``kernel``: the kernel to call, or None for ops codegen lowers itself;
+    ``returns_outputs``: the kernel allocates and returns its outputs (``out=None``),
+    whose data-dependent sizes are the symbols in the node's ``symbols`` attribute.
     """
 
     name: str
@@ -36,6 +44,7 @@ class OpDef:
     elementwise: bool = False
     variadic: bool = False
     kernel: str | None = ""
+    returns_outputs: bool = False
 
     @property
     def kernel_name(self) -> str | None:
@@ -46,12 +55,13 @@ _OPS: dict[str, OpDef] = {}
 
 
 def register_op(name: str, elementwise: bool = False, variadic: bool = False,
-                kernel: str | None = "") -> Callable[[InferFn], InferFn]:
+                kernel: str | None = "", returns_outputs: bool = False
+                ) -> Callable[[InferFn], InferFn]:
     """Decorator: register ``infer(inputs, attrs) -> [(shape, dtype), ...]`` for ``name``."""
     def register(fn: InferFn) -> InferFn:
         if name in _OPS:
             raise ValueError(f"register_op: op {name!r} is already registered")
-        _OPS[name] = OpDef(name, fn, elementwise, variadic, kernel)
+        _OPS[name] = OpDef(name, fn, elementwise, variadic, kernel, returns_outputs)
         return fn
     return register
 
@@ -83,6 +93,23 @@ def infer_types(op: str, inputs: Sequence[Value | None], attrs: dict[str, Any],
         types = ", ".join("None" if v is None else v.type_text() for v in inputs)
         raise BuildError(f"infer_types: {where or op}: cannot infer the output of {op}"
                          f"({types}) with {attrs}: {exc}") from exc
+
+
+_fresh = itertools.count()
+
+
+def output_symbols(op: str, attrs: dict[str, Any], count: int) -> list[Dim]:
+    """The ``count`` fresh symbols for the data-dependent sizes of a ``returns_outputs``
+    node, named by ``attrs["symbols"]``. When absent (a hand-built graph) they are made
+    once and stored there, so every later inference of the node gives the same dims."""
+    names = attrs.get("symbols")
+    if names is None:
+        base = next(_fresh)
+        names = attrs["symbols"] = tuple(f"{op}#{base}.{k}" for k in range(count))
+    if len(names) != count:
+        raise fail(op, f"needs {count} symbols for its data-dependent sizes, got "
+                       f"{list(names)}")
+    return [sym(n) for n in names]
 
 
 def fail(op: str, message: str) -> BuildError:

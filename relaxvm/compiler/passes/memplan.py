@@ -8,7 +8,10 @@ Every value gets a storage kind:
   arena, one ``alloc_storage`` per device per call;
 * ``own``: returned values (they must outlive the call without pinning the arena),
   symbolic shapes (sizes known only at run time) and ``to_device`` copies (the builtin
-  allocates them) get their own pooled storage.
+  allocates them) get their own pooled storage;
+* ``kernel``: outputs of ``returns_outputs`` ops (``nonzero``, ``unique``...), whose
+  sizes only the kernel learns: it allocates them itself and returns them, so they
+  stay out of the plan (returned from the graph or not).
 
 Lifetimes are intervals of node indices, inclusive at both ends, so an output never
 shares bytes with an input of the same node (kernels may write ``out`` before they have
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relaxvm.compiler.ir import Graph, Value
+from relaxvm.compiler.ops.registry import get_op
 from relaxvm.devices.device import CUDA
 from relaxvm.errors import BuildError
 
@@ -82,8 +86,11 @@ def _kinds(graph: Graph, plan: MemoryPlan) -> None:
         for arg in node.inputs:
             if arg is not None and arg.is_constant:
                 plan.kind[arg.uid] = "const"
+        returns = get_op(node.op).returns_outputs
         for out in node.outputs:
-            if node.op == "reshape" and out.uid not in returned:
+            if returns:
+                plan.kind[out.uid] = "kernel"
+            elif node.op == "reshape" and out.uid not in returned:
                 plan.kind[out.uid] = "view"
                 base = node.inputs[0]
                 if base is None:

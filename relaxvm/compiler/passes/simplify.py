@@ -88,17 +88,17 @@ def fold_constants(graph: Graph) -> Graph:
 
 
 def eliminate_dead_code(graph: Graph) -> Graph:
-    """Drop nodes none of whose outputs is read by a live node or returned. A node
-    without outputs (``bind_dims``, which binds run-time sizes to symbols) lives while a
-    live node's shapes or attributes use one of its symbols."""
+    """Drop nodes none of whose outputs is read by a live node or returned. A node that
+    defines symbols (``bind_dims``, which binds run-time sizes, and the ops whose output
+    sizes only their kernel knows, such as ``nonzero``) also lives while a live node's
+    shapes or attributes use one of its symbols: ``Shape(NonZero(x))`` needs the
+    nonzero even when nothing reads its values."""
     live = {v.uid for v in graph.outputs}
     used_symbols = {s for v in graph.outputs for s in symbols_in(v.shape)}
     kept: list[Node] = []
     for node in reversed(graph.nodes):
-        if node.outputs:
-            alive = any(v.uid in live for v in node.outputs)
-        else:
-            alive = bool(used_symbols.intersection(node.attrs.get("symbols", ())))
+        alive = any(v.uid in live for v in node.outputs) or \
+            bool(used_symbols.intersection(node.attrs.get("symbols", ())))
         if alive:
             kept.append(node)
             live.update(v.uid for v in node.inputs if v is not None)

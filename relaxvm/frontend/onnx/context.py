@@ -11,12 +11,15 @@ Converters never build Nodes by hand; they call :meth:`Context.emit`, which
 
 Shapes, axes and counts that only exist at run time (Reshape's ``shape`` fed as a graph
 input, say) become fresh symbols bound by a ``bind_dims`` node (:meth:`runtime_dims`).
+
+``Context.convert_node`` converts one more ONNX node into the context; control-flow
+converters call it for the nodes of the subgraphs they inline.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +90,11 @@ def _attribute(attr: onnx.AttributeProto) -> Any:
     return value
 
 
+def _no_node_converter(proto: onnx.NodeProto) -> None:
+    raise BuildError(f"from_onnx: cannot convert the subgraph node {proto.name!r} outside "
+                     f"an import (Context.convert_node is not set)")
+
+
 class Context:
     """Values by ONNX name, and the graph being built."""
 
@@ -97,6 +105,11 @@ class Context:
         self._ids = itertools.count()
         self._auto: set[int] = set()
         self.current = ""
+        #: How deeply function bodies and control-flow subgraphs nest right now.
+        self.depth = 0
+        #: Converts one ONNX node into this context (set by the importer; control-flow
+        #: converters use it for the nodes of their subgraphs).
+        self.convert_node: Callable[[onnx.NodeProto], None] = _no_node_converter
 
     # -- values --------------------------------------------------------------------------
     def fresh(self, hint: str = "v") -> str:

@@ -11,12 +11,16 @@ types the importer has already inferred.
 
 Functions defined in the model itself (``ModelProto.functions``) are inlined with onnx's
 own inliner when the model loads.
+
+Bodies may hold control-flow nodes (If, Loop, Scan) whose subgraphs read the body's
+values by name; :func:`rename_free` renames those outer-scope references too, and
+:mod:`relaxvm.frontend.onnx.control_flow` uses the same helpers to inline subgraphs.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import onnx
@@ -151,8 +155,46 @@ def expand(node: onnx.NodeProto, body: onnx.FunctionProto,
                 attrs.append(attr)
         del copy.attribute[:]
         copy.attribute.extend(attrs)
+        rename_free(copy, lambda n: names.setdefault(n, prefix + n))
         out.append(copy)
     return out
+
+
+def graph_locals(graph: onnx.GraphProto) -> set[str]:
+    """The names a subgraph defines itself: its inputs, initializers and node outputs
+    (these shadow the enclosing scopes' names)."""
+    names = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    names.update(t.values.name for t in graph.sparse_initializer)
+    for node in graph.node:
+        names.update(o for o in node.output if o)
+    return names
+
+
+def rename_free(node: onnx.NodeProto, rename: Callable[[str], str]) -> None:
+    """Rename, in place, the names that ``node``'s subgraph attributes (If branches, Loop
+    and Scan bodies, nested to any depth) read from enclosing scopes; names a subgraph
+    defines itself are left alone."""
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            _rename_graph(attr.g, rename)
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            for graph in attr.graphs:
+                _rename_graph(graph, rename)
+
+
+def _rename_graph(graph: onnx.GraphProto, rename: Callable[[str], str]) -> None:
+    local = graph_locals(graph)
+
+    def outer(name: str) -> str:
+        return name if not name or name in local else rename(name)
+
+    for node in graph.node:
+        renamed = [outer(n) for n in node.input]
+        del node.input[:]
+        node.input.extend(renamed)
+        rename_free(node, outer)
+    for out in graph.output:
+        out.name = outer(out.name)
 
 
 def inline_model_functions(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -6,7 +6,9 @@ model's folder (``../../etc/passwd``, absolute paths, symlinks leading out). Bef
 converting anything, every node is checked against the converter registry, so a
 model with several unsupported ops fails once, listing all of them with node names.
 Ops without a converter whose ONNX schema defines them as a function are expanded
-into their function bodies (:mod:`relaxvm.frontend.onnx.functions`).
+into their function bodies (:mod:`relaxvm.frontend.onnx.functions`); control-flow
+converters (:mod:`relaxvm.frontend.onnx.control_flow`) convert subgraph nodes through
+``Context.convert_node``, the same per-node conversion.
 """
 
 from __future__ import annotations
@@ -197,13 +199,15 @@ def _add_inputs(ctx: Context, graph: onnx.GraphProto, shape_dict: Mapping[str, A
 
 
 # -- conversion ----------------------------------------------------------------------------------
-def _convert_node(ctx: Context, proto: onnx.NodeProto, depth: int = 0) -> None:
+def _convert_node(ctx: Context, proto: onnx.NodeProto) -> None:
+    """Convert one node (recursively for function bodies and, through
+    ``ctx.convert_node``, for control-flow subgraphs) and bind its outputs."""
     label = proto.name or f"{proto.op_type}({', '.join(proto.output)})"
     ctx.current = f"{proto.op_type} node {label}"
     inputs = [ctx.lookup(n, label) if n else None for n in proto.input]
     convert = get_converter(proto.op_type) if proto.domain in DEFAULT_DOMAINS else None
     if convert is None:
-        _expand_function(ctx, proto, inputs, label, depth)
+        _expand_function(ctx, proto, inputs, label)
         return
     node = OnnxNode(proto, inputs, ctx.opset)
     result = convert(ctx, node)
@@ -218,21 +222,23 @@ def _convert_node(ctx: Context, proto: onnx.NodeProto, depth: int = 0) -> None:
 
 
 def _expand_function(ctx: Context, proto: onnx.NodeProto, inputs: list[Value | None],
-                     label: str, depth: int) -> None:
+                     label: str) -> None:
     """Convert a node through its ONNX function body (see the module docstring)."""
     op = proto.op_type if proto.domain in DEFAULT_DOMAINS else f"{proto.domain}.{proto.op_type}"
-    body = function_body(proto, inputs, ctx.opset) if depth < MAX_DEPTH else None
+    body = function_body(proto, inputs, ctx.opset) if ctx.depth < MAX_DEPTH else None
     if body is None:
-        why = "function bodies nest too deeply" if depth >= MAX_DEPTH else \
+        why = "function bodies nest too deeply" if ctx.depth >= MAX_DEPTH else \
             "it has no converter and no ONNX function body"
         raise UnsupportedOpError(f"from_onnx: {op} node {label!r} is not supported: {why}")
     outer = ctx.opset
     ctx.opset = body_opset(body, outer)
+    ctx.depth += 1
     try:
         for inner in expand(proto, body, schema_defaults(proto, outer)):
-            _convert_node(ctx, inner, depth + 1)
+            _convert_node(ctx, inner)
     finally:
         ctx.opset = outer
+        ctx.depth -= 1
     missing = [n for n in proto.output if n and n not in ctx.values]
     if missing:
         raise UnsupportedOpError(f"from_onnx: {op} node {label!r}: its function body does "
@@ -253,6 +259,7 @@ def from_onnx(model_or_path: Any, shape_dict: Mapping[str, Any] | None = None) -
     check_supported(graph, int(imported[0].version) if imported else 0)
     ctx = Context(graph.name or "main", default_opset(model))
     ctx.graph.name = "main"
+    ctx.convert_node = lambda proto: _convert_node(ctx, proto)
     _add_inputs(ctx, graph, shape_dict)
     for proto in graph.node:
         _convert_node(ctx, proto)

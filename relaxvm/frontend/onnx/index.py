@@ -75,18 +75,46 @@ def _runtime_slice(ctx: Context, node: OnnxNode, x: Value) -> Value:
 
 @converter("Pad")
 def _pad(ctx: Context, node: OnnxNode) -> Value:
+    """Pad: constant pads, axes and constant_value become attributes; run-time pads are
+    read by ``bind_dims``, run-time axes spread the pads by a scatter first, and a
+    run-time constant_value stays a tensor input of the kernel."""
     x = node.require(0)
     mode = node.attr("mode", "constant")
+    value_tensor: Value | None = None
+    value: Any = 0
     if node.opset < 11:
         pads, value = list(node.attr("pads")), float(node.attr("value", 0.0))
     else:
-        pads = ctx.dims_or_runtime(node.require(1, "pads"), "pads")
-        value_in = node.input(2)
-        value = 0 if value_in is None else ctx.scalar(value_in, "constant_value")
-        axes_in = node.input(3)
+        pads_in, value_in, axes_in = node.require(1, "pads"), node.input(2), node.input(3)
+        if value_in is not None and value_in.is_constant:
+            value = ctx.scalar(value_in, "constant_value")
+        elif value_in is not None and mode == "constant":
+            value_tensor = value_in
+        if axes_in is not None and not ctx.known(axes_in):
+            pads_in = _runtime_axes_pads(ctx, node, pads_in, axes_in, x.ndim)
+            axes_in = None
+        pads = ctx.dims_or_runtime(pads_in, "pads")
         if axes_in is not None:
             pads = _expand_pads(node, ctx.ints(axes_in, "axes"), pads, x.ndim)
-    return ctx.emit("pad", [x], {"pads": tuple(pads), "mode": mode, "value": value})
+    return ctx.emit("pad", [x, value_tensor],
+                    {"pads": tuple(pads), "mode": mode, "value": value})
+
+
+def _runtime_axes_pads(ctx: Context, node: OnnxNode, pads: Value, axes: Value,
+                       ndim: int) -> Value:
+    """The full (2 * ndim,) pads tensor for pads given on run-time ``axes``: zeros with
+    the begin counts scattered to the (normalised) axes and the end counts to axes + ndim."""
+    if axes.ndim != 1 or not axes.is_static:
+        raise node.unsupported(f"run-time axes must be a 1-d tensor of static length, got "
+                               f"{axes.type_text()}")
+    if axes.dtype != "int64":
+        axes = ctx.emit("cast", [axes], {"dtype": "int64"})
+    rank = ctx.const(np.array(ndim, np.int64))
+    negative = ctx.emit("less", [axes, ctx.const(np.array(0, np.int64))])
+    axes = ctx.emit("where", [negative, ctx.emit("add", [axes, rank]), axes])
+    targets = ctx.emit("concat", [axes, ctx.emit("add", [axes, rank])], {"axis": 0})
+    zeros = ctx.const(np.zeros(2 * ndim, np.int64))
+    return ctx.emit("scatter_elements", [zeros, targets, pads], {"axis": 0})
 
 
 def _expand_pads(node: OnnxNode, axes: list[int], pads: list[Dim], ndim: int) -> list[Dim]:

@@ -1,5 +1,7 @@
 """Converters for ONNX quantization ops: QuantizeLinear, DequantizeLinear and
-DynamicQuantizeLinear, each one kernel of :mod:`relaxvm.kernels.quantize`.
+DynamicQuantizeLinear, and the quantized compute ops MatMulInteger, QLinearMatMul,
+ConvInteger and QLinearConv (1-d and 2-d), each one kernel of
+:mod:`relaxvm.kernels.quantize`.
 
 The quantized type comes from ``output_dtype`` or the zero point (uint8 when neither is
 given); per-tensor, per-axis and blocked (``block_size``) scales are all passed through
@@ -13,6 +15,7 @@ import numpy as np
 from relaxvm.compiler.ir import Value
 from relaxvm.frontend.onnx.context import Context, OnnxNode
 from relaxvm.frontend.onnx.dtypes import dtype_of
+from relaxvm.frontend.onnx.nn import auto_pads
 from relaxvm.frontend.onnx.registry import converter
 from relaxvm.objects import FLOAT8_DTYPES, LOW_BIT_INT_RANGES
 
@@ -91,3 +94,85 @@ def _dynamic_quantize_linear(ctx: Context, node: OnnxNode) -> list[Value]:
     if x.dtype != "float32":
         raise node.unsupported(f"x must be float32, got {x.dtype}")
     return ctx.emit_multi("dynamic_quantize_linear", [x])
+
+
+# -- quantized compute ----------------------------------------------------------------------
+#: Operand types of the integer ops (MatMulInteger, ConvInteger, QLinearConv).
+INT8 = ("int8", "uint8")
+
+
+def _operand(node: OnnxNode, index: int, name: str, allowed: tuple[str, ...],
+             zero_index: int | None = None) -> tuple[Value, Value | None]:
+    """A quantized operand and its zero point (None when absent), with their types
+    checked: the operand's in ``allowed``, the zero point's the same."""
+    x = node.require(index, name)
+    if x.dtype not in allowed:
+        raise node.unsupported(f"{name} must be one of {', '.join(allowed)}, got {x.dtype}")
+    zero = None if zero_index is None else node.input(zero_index)
+    if zero is not None and zero.dtype != x.dtype:
+        raise node.fail(f"{name}'s zero point has type {zero.dtype}, {name} has {x.dtype}")
+    _check_float8_zero_point(node, zero)
+    return x, zero
+
+
+def _conv_attrs(node: OnnxNode, x: Value, w: Value) -> dict[str, object]:
+    """strides, pads (auto_pad applied), dilations and groups of a 1-d or 2-d conv."""
+    if x.ndim not in (3, 4) or w.ndim != x.ndim:
+        raise node.unsupported(f"only 1-d and 2-d convolutions are supported, got input "
+                               f"{x.type_text()} and weight {w.type_text()}")
+    kernel = [int(k) for k in w.shape[2:]]
+    if node.attr("kernel_shape", kernel) != kernel:
+        raise node.fail(f"kernel_shape {node.attr('kernel_shape')} does not match the "
+                        f"weight {w.type_text()}")
+    n = len(kernel)
+    strides = [int(s) for s in node.attr("strides", [1] * n)]
+    dilations = [int(d) for d in node.attr("dilations", [1] * n)]
+    pads = auto_pads(node, x, kernel, strides, dilations)
+    return {"strides": tuple(strides), "pads": tuple(pads), "dilations": tuple(dilations),
+            "groups": int(node.attr("group", 1))}
+
+
+@converter("MatMulInteger")
+def _matmul_integer(ctx: Context, node: OnnxNode) -> Value:
+    a, a_zero = _operand(node, 0, "A", INT8, 2)
+    b, b_zero = _operand(node, 1, "B", INT8, 3)
+    return ctx.emit("matmul_integer", [a, b, a_zero, b_zero])
+
+
+@converter("QLinearMatMul")
+def _qlinear_matmul(ctx: Context, node: OnnxNode) -> Value:
+    allowed = INT8 + FLOAT8_DTYPES
+    a, a_zero = _operand(node, 0, "a", allowed, 2)
+    b, b_zero = _operand(node, 3, "b", allowed, 5)
+    y_zero = node.require(7, "y_zero_point")
+    if y_zero.dtype not in allowed:
+        raise node.unsupported(f"the result type must be one of {', '.join(allowed)}, got "
+                               f"{y_zero.dtype}")
+    _check_float8_zero_point(node, y_zero)
+    scales = [node.require(i, name) for i, name in ((1, "a_scale"), (4, "b_scale"),
+                                                    (6, "y_scale"))]
+    return ctx.emit("qlinear_matmul", [a, scales[0], a_zero, b, scales[1], b_zero,
+                                       scales[2], y_zero])
+
+
+@converter("ConvInteger")
+def _conv_integer(ctx: Context, node: OnnxNode) -> Value:
+    x, x_zero = _operand(node, 0, "x", INT8, 2)
+    w, w_zero = _operand(node, 1, "w", INT8, 3)
+    return ctx.emit("conv_integer", [x, w, x_zero, w_zero], _conv_attrs(node, x, w))
+
+
+@converter("QLinearConv")
+def _qlinear_conv(ctx: Context, node: OnnxNode) -> Value:
+    x, x_zero = _operand(node, 0, "x", INT8, 2)
+    w, w_zero = _operand(node, 3, "w", INT8, 5)
+    y_zero = node.require(7, "y_zero_point")
+    if y_zero.dtype not in INT8:
+        raise node.unsupported(f"the result type must be int8 or uint8, got {y_zero.dtype}")
+    bias = node.input(8)
+    if bias is not None and bias.dtype != "int32":
+        raise node.fail(f"the bias must be int32, got {bias.dtype}")
+    scales = [node.require(i, name) for i, name in ((1, "x_scale"), (4, "w_scale"),
+                                                    (6, "y_scale"))]
+    return ctx.emit("qlinear_conv", [x, scales[0], x_zero, w, scales[1], w_zero, scales[2],
+                                     y_zero, bias], _conv_attrs(node, x, w))

@@ -76,9 +76,14 @@ def test_expand_renames_inner_values_and_resolves_attribute_references() -> None
 
 
 def test_op_without_converter_or_function_is_listed_as_unsupported() -> None:
-    assert not has_function("Det", "", 17) and has_function("Shrink", "", 17)
-    model = make_model("Det", {"x": f32(3, 3)})
-    with pytest.raises(UnsupportedOpError, match=r"unsupported ops: Det \(node 'det_node'\)"):
+    assert not has_function("ImageDecoder", "", 20) and has_function("Shrink", "", 17)
+    node = helper.make_node("ImageDecoder", ["x"], ["y"], name="imagedecoder_node")
+    model = helper.make_model(helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.UINT8, [8])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)]),
+        opset_imports=[helper.make_opsetid("", 20)])
+    with pytest.raises(UnsupportedOpError,
+                       match=r"unsupported ops: ImageDecoder \(node 'imagedecoder_node'\)"):
         from_onnx(model)
 
 

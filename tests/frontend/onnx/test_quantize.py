@@ -1,5 +1,6 @@
 """Cast/CastLike into and out of the low-bit types, QuantizeLinear, DequantizeLinear,
-DynamicQuantizeLinear and BitShift converters.
+DynamicQuantizeLinear, BitShift, and the quantized compute converters (MatMulInteger,
+QLinearMatMul, ConvInteger, QLinearConv).
 
 onnxruntime is the oracle where it runs the op (8-bit quantization, BitShift);
 onnx.reference otherwise (float8/float4/int4/int2), with the graph evaluator and the
@@ -263,3 +264,106 @@ def test_a_nonzero_float8_zero_point_is_rejected() -> None:
     with pytest.raises(BuildError, match="DequantizeLinear node d: a float8_e4m3fn zero "
                                          "point must be 0"):
         from_onnx(model)
+
+
+# -- quantized compute: MatMulInteger, QLinearMatMul, ConvInteger, QLinearConv -------------
+def _ints(shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, int(info.max) + 1, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("b_type", ["uint8", "int8"])
+def test_matmul_integer_matches_onnxruntime(b_type: str) -> None:
+    a, b = _ints((2, 3, 5), "uint8"), _ints((5, 4), b_type)
+    check_node("MatMulInteger", {"a": a, "b": b},
+               initializers={"az": np.array(17, np.uint8), "bz": _ints((4,), b_type)})
+    check_node("MatMulInteger", {"a": a, "b": b, "az": np.array([200], np.uint8)},
+               input_names=["a", "b", "az"])
+    check_node("MatMulInteger", {"a": a, "b": b}, input_names=["a", "b"])
+    check_node("MatMulInteger", {"a": a, "b": b}, input_names=["a", "b"],
+               dynamic={"a": ["n", 3, 5]})
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("opset", [10, 21])
+def test_qlinear_matmul_matches_onnxruntime(dtype: str, opset: int) -> None:
+    a, b = _ints((2, 3, 6), dtype), _ints((2, 6, 4), dtype)
+    inits = {"sa": np.array(0.011, np.float32), "za": np.array(3, dtype),
+             "b": b, "sb": np.array(0.007, np.float32), "zb": np.array(-2 % 128, dtype),
+             "sy": np.array(0.03, np.float32), "zy": np.array(100, dtype)}
+    check_node("QLinearMatMul", {"a": a}, initializers=inits, opset=opset,
+               input_names=["a", "sa", "za", "b", "sb", "zb", "sy", "zy"])
+    feeds = {"a": a, "sa": np.array([0.02], np.float32), "za": np.array([1], dtype), "b": b}
+    check_node("QLinearMatMul", feeds, initializers={k: inits[k] for k in ("sb", "zb", "sy",
+                                                                            "zy")},
+               opset=opset, input_names=["a", "sa", "za", "b", "sb", "zb", "sy", "zy"])
+
+
+def test_qlinear_matmul_per_column_b_matches_onnxruntime() -> None:
+    a, b = _ints((3, 6), "uint8"), _ints((6, 4), "int8")
+    inits = {"sa": np.array(0.011, np.float32), "za": np.array(3, np.uint8),
+             "sb": np.array([0.007, 0.01, 0.002, 0.02], np.float32),
+             "zb": np.array([0, 0, 0, 0], np.int8), "sy": np.array(0.03, np.float32),
+             "zy": np.array(100, np.uint8)}
+    check_node("QLinearMatMul", {"a": a, "b": b}, initializers=inits, opset=21,
+               input_names=["a", "sa", "za", "b", "sb", "zb", "sy", "zy"])
+
+
+@pytest.mark.parametrize("attrs", [{}, {"pads": [1, 0, 2, 1], "strides": [2, 1],
+                                        "dilations": [1, 2], "group": 2},
+                                   {"auto_pad": "SAME_UPPER", "strides": [2, 2]}])
+def test_conv_integer_matches_onnxruntime(attrs: dict[str, Any]) -> None:
+    x, w = _ints((2, 4, 7, 8), "uint8"), _ints((6, 4 // attrs.get("group", 1), 3, 2), "uint8")
+    check_node("ConvInteger", {"x": x}, attrs,
+               initializers={"w": w, "xz": np.array(128, np.uint8), "wz": np.array(7, np.uint8)})
+    check_node("ConvInteger", {"x": x, "w": w}, attrs, input_names=["x", "w"])
+
+
+def test_conv_integer_1d_matches_onnxruntime() -> None:
+    x, w = _ints((2, 3, 9), "uint8"), _ints((4, 3, 3), "uint8")
+    check_node("ConvInteger", {"x": x}, {"pads": [2, 1], "strides": [2]},
+               initializers={"w": w, "xz": np.array(3, np.uint8)})
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_qlinear_conv_matches_onnxruntime(dtype: str) -> None:
+    x, w = _ints((1, 4, 6, 6), dtype), _ints((4, 2, 3, 3), "int8")
+    inits = {"xs": np.array(0.02, np.float32), "xz": np.array(5, dtype), "w": w,
+             "ws": np.array([0.01, 0.002, 0.03, 0.004], np.float32),
+             "wz": np.zeros(4, np.int8), "ys": np.array(0.05, np.float32),
+             "yz": np.array(9, dtype), "bias": rng.integers(-900, 900, 4).astype(np.int32)}
+    names = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "bias"]
+    check_node("QLinearConv", {"x": x}, {"pads": [1, 1, 1, 1], "group": 2},
+               initializers=inits, input_names=names)
+    check_node("QLinearConv", {"x": x}, {"strides": [2, 2]},
+               initializers={**inits, "w": _ints((4, 4, 3, 3), "int8")},
+               input_names=names[:-1])
+
+
+def _one_node(op: str, inputs: list[tuple[str, int, list[int]]], out_type: int,
+              **attrs: Any) -> onnx.ModelProto:
+    node = helper.make_node(op, [name for name, _, _ in inputs], ["y"], name="n", **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, t, s)
+                                            for n, t, s in inputs],
+                              [helper.make_tensor_value_info("y", out_type, None)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def test_quantized_compute_rejects_what_it_cannot_run() -> None:
+    u8, f32 = TensorProto.UINT8, TensorProto.FLOAT
+    conv3d = _one_node("ConvInteger", [("x", u8, [1, 1, 3, 3, 3]), ("w", u8, [1, 1, 2, 2, 2])],
+                       TensorProto.INT32)
+    with pytest.raises(UnsupportedOpError, match="ConvInteger node n: only 1-d and 2-d "
+                                                 "convolutions are supported"):
+        from_onnx(conv3d)
+    mixed = _one_node("MatMulInteger", [("a", u8, [2, 3]), ("b", u8, [3, 2]),
+                                        ("az", TensorProto.INT8, [])], TensorProto.INT32)
+    with pytest.raises(BuildError, match="MatMulInteger node n: A's zero point has type int8, "
+                                         "A has uint8"):
+        from_onnx(mixed)
+    names = [("x", u8, [1, 1, 3, 3]), ("xs", f32, []), ("xz", u8, []),
+             ("w", u8, [1, 1, 2, 2]), ("ws", f32, []), ("wz", u8, []), ("ys", f32, []),
+             ("yz", u8, []), ("bias", f32, [1])]
+    with pytest.raises(BuildError, match="QLinearConv node n: the bias must be int32, got "
+                                         "float32"):
+        from_onnx(_one_node("QLinearConv", names, u8))
