@@ -171,7 +171,15 @@ def _atom_text(atom: Atom) -> str:
     op, a, b = atom
     if op in ("min", "max"):
         return f"{op}({a}, {b})"
-    return f"({a} {op} {b})"
+    return f"({_operand_text(a)} {op} {_operand_text(b)})"
+
+
+def _operand_text(value: Any) -> str:
+    """An operand of ``//`` or ``%``: a sum such as ``a - b`` in parentheses, so that
+    ``(a - b) // c`` does not read as ``a - b // c``."""
+    text = str(value)
+    return text if text.lstrip("-").replace("_", "").isalnum() or \
+        (text.startswith("(") and text.endswith(")")) else f"({text})"
 
 
 def _collect_symbols(atom: Atom, found: set[str]) -> None:

@@ -3,8 +3,10 @@
 Importing this package registers every kernel for ``"cpu"`` (NumPy) and ``"cuda"``
 (CuPy, imported on first use, never here). Look kernels up with :func:`get_kernel`; the
 compiler reads each op's positional layout from :func:`kernel_signature`. The op
-families live in one module each: elementwise, binary, linalg, conv, pool, norm,
-reduce, shape, index, with fused CUDA versions in cuda_fused; ``fused`` (one kernel
+families live in one module each: elementwise, binary, linalg, conv, conv_transpose,
+pool, norm, reduce, shape, index, resize, scatter, select, recurrent, signal, image,
+quantize, qlinear and data_dependent (kernels that allocate outputs whose sizes only
+they know), with fused CUDA versions in cuda_fused; ``fused`` (one kernel
 for a chain of elementwise ops) and ``shape_program`` (symbolic sizes over the shape
 heap) and ``dynamic_dims`` (sizes read from tensor data) are what compiled programs
 call besides. ``python -m

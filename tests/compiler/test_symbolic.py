@@ -86,3 +86,10 @@ def test_arithmetic_matches_python_ints(c0: int, c1: int, c2: int, vb: int, vs: 
     env = {"batch": vb, "seq": vs}
     assert evaluate(expr, env) == (vb * c1 + c0) * (vs + c2) - vb * vs
     assert evaluate(floordiv(expr, 3), env) == evaluate(expr, env) // 3
+
+
+def test_floor_division_and_modulo_of_a_sum_print_with_parentheses() -> None:
+    a, b, c = sym("a"), sym("b"), sym("c")
+    assert str((a - b) // c) == "((a - b) // c)"
+    assert str((a - b) % 4) == "((a - b) % 4)"
+    assert str(a // 2) == "(a // 2)"
