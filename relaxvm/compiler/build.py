@@ -4,7 +4,8 @@ Pipeline (``opt_level`` picks the optional passes)::
 
     from_onnx -> infer_shapes -> [fold_constants -> reduce_strength -> fold_batch_norm]
               -> eliminate_dead_code
-              -> place_devices -> [fuse_elementwise] -> plan_memory -> codegen
+              -> place_devices -> [fold_transposes -> fuse_elementwise]
+              -> plan_memory -> codegen
 
 * ``opt_level=0``: no folding, no fusion, every tensor in its own pooled storage
   (the unplanned baseline);
@@ -27,6 +28,7 @@ from relaxvm.compiler.codegen import generate
 from relaxvm.compiler.ir import Graph, clone
 from relaxvm.compiler.passes.algebra import fold_batch_norm, reduce_strength
 from relaxvm.compiler.passes.fuse import fuse_elementwise
+from relaxvm.compiler.passes.layout import fold_transposes
 from relaxvm.compiler.passes.memplan import MemoryPlan, plan_memory
 from relaxvm.compiler.passes.placement import place_devices
 from relaxvm.compiler.passes.simplify import eliminate_dead_code, fold_constants, infer_shapes
@@ -90,7 +92,7 @@ def lower(model_or_graph: Any, target: Any = "cpu", shape_dict: Mapping[str, Any
               for k, v in (placement or {}).items()}
     graph = place_devices(graph, devices, placed)
     if opt_level >= 2:
-        graph = fuse_elementwise(graph)
+        graph = fuse_elementwise(fold_transposes(graph))
     graph.validate()
     plan = plan_memory(graph)
     if opt_level == 0:

@@ -67,8 +67,8 @@ def _table() -> dict[str, Coverage]:
         "asinh acosh atanh reciprocal softplus gelu leaky_relu elu hard_sigmoid clip add "
         "subtract multiply divide power", "elementwise", FLOATS)
     put("mod", "elementwise", ("float32", "int32", "int64"))
-    put("matmul gemm conv2d conv1d avg_pool2d global_avg_pool2d batch_norm layer_norm "
-        "softmax log_softmax sum mean prod cumsum", "accumulate", FLOATS)
+    put("matmul matmul_permuted gemm conv2d conv1d avg_pool2d global_avg_pool2d batch_norm "
+        "layer_norm softmax log_softmax sum mean prod cumsum", "accumulate", FLOATS)
     # What compiled programs call: a fused chain (tests/kernels/test_fused.py) and the
     # shape-heap programs (tests/kernels/test_shape_program.py, test_dynamic_dims.py).
     put("fused_elementwise", "elementwise", ("float32", "float16", "bool"))

@@ -1,5 +1,6 @@
-"""Linear algebra kernels: ``matmul`` (NumPy semantics), ``gemm`` (ONNX Gemm) and
-``einsum`` (ONNX Einsum).
+"""Linear algebra kernels: ``matmul`` (NumPy semantics), ``matmul_permuted`` (a matmul
+reading and writing permuted views, which the compiler's transpose folding emits),
+``gemm`` (ONNX Gemm) and ``einsum`` (ONNX Einsum).
 
 Both go to BLAS on the CPU and cuBLAS on CUDA through ``xp.matmul(..., out=)``, which
 reads transposed operands as strided views instead of copying them. NumPy has no
@@ -101,3 +102,43 @@ def einsum(xp: Any, xs: Sequence[Any], out: Any, equation: str) -> None:
         np.copyto(o, wide, casting="unsafe")
     else:
         np.einsum(eq, *arrays, out=o, optimize=optimize)
+
+
+def check_perm(perm: Sequence[int] | None, ndim: int, where: str, name: str) -> None:
+    """ArgumentError unless ``perm`` is None or a permutation of ``range(ndim)``."""
+    if perm is not None and sorted(int(p) for p in perm) != list(range(ndim)):
+        raise ArgumentError(f"{where}: {name} must be a permutation of 0..{ndim - 1}, got "
+                            f"{list(perm)}")
+
+
+@register_template("matmul_permuted")
+def matmul_permuted(xp: Any, a: Any, b: Any, out: Any, a_perm: Sequence[int] | None = None,
+                    b_perm: Sequence[int] | None = None,
+                    out_perm: Sequence[int] | None = None) -> None:
+    """out = transpose(transpose(a, a_perm) @ transpose(b, b_perm), out_perm); a None perm
+    is the identity.
+
+    The compiler folds the transposes around attention (heads split out of the hidden
+    axis, K transposed, heads merged back) into this kernel: BLAS reads and writes such
+    permuted views in place through its leading dimensions, so no transposed copy is
+    made. On CUDA a permuted ``out`` is computed contiguously and copied into place.
+    """
+    x, y, o = a.array, b.array, out.array
+    check_perm(a_perm, x.ndim, "matmul_permuted", "a_perm")
+    check_perm(b_perm, y.ndim, "matmul_permuted", "b_perm")
+    check_perm(out_perm, o.ndim, "matmul_permuted", "out_perm")
+    if a_perm is not None:
+        x = x.transpose(tuple(a_perm))
+    if b_perm is not None:
+        y = y.transpose(tuple(b_perm))
+    if out_perm is None:
+        matmul_into(xp, x, y, o)
+        return
+    inverse = [0] * len(out_perm)
+    for i, p in enumerate(out_perm):
+        inverse[int(p)] = i
+    view = o.transpose(tuple(inverse))
+    if xp is np:
+        matmul_into(xp, x, y, view)
+    else:
+        xp.copyto(view, xp.matmul(x, y))

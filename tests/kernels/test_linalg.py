@@ -117,3 +117,35 @@ def test_einsum_cuda_path_copies_into_out() -> None:
     einsum(ArrayModuleProxy(), (SimpleNamespace(array=a), SimpleNamespace(array=b)), out,
            "ij,jk->ik")
     np.testing.assert_array_equal(out.array, a @ b)
+
+
+PERMUTED = [  # (a shape, a_perm, b shape, b_perm, out_perm): attention's three layouts
+    ((2, 5, 3, 4), (0, 2, 1, 3), (2, 5, 3, 4), (0, 2, 3, 1), None),     # Q @ K^T
+    ((2, 3, 5, 5), None, (2, 5, 3, 4), (0, 2, 1, 3), (0, 2, 1, 3)),     # P @ V, heads merged
+    ((6, 4), (1, 0), (6, 3), None, (1, 0)),                              # 2-d, both ends
+]
+
+
+@pytest.mark.parametrize("dtype", dtype_params("matmul_permuted"))
+@pytest.mark.parametrize("case", PERMUTED, ids=str)
+def test_matmul_permuted_equals_transposes_around_a_matmul(dev: Any, dtype: str,
+                                                           case: Any) -> None:
+    skip_unsupported(dev, dtype)
+    sa, pa, sb, pb, po = case
+    rng = np.random.default_rng(22)
+    a = random_array(rng, sa, dtype, -1, 1)
+    b = random_array(rng, sb, dtype, -1, 1)
+    x = wide(a) if pa is None else wide(a).transpose(pa)
+    y = wide(b) if pb is None else wide(b).transpose(pb)
+    product = reference_matmul(x, y)
+    expected = product if po is None else product.transpose(po)
+    got = run_kernel("matmul_permuted", dev, [a, b], expected.shape, dtype, [pa, pb, po])
+    check("matmul_permuted", got, expected, dtype)
+
+
+def test_matmul_permuted_rejects_a_perm_that_is_not_a_permutation(dev: Any) -> None:
+    a = np.ones((2, 3), np.float32)
+    with pytest.raises(ArgumentError, match=r"matmul_permuted: a_perm must be a permutation "
+                                            r"of 0..1, got \[0, 0\]"):
+        run_kernel("matmul_permuted", dev, [a, a.T.copy()], (2, 2), "float32",
+                   [(0, 0), None, None])

@@ -40,6 +40,24 @@ def _matmul(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutTy
     return [(tuple(shape), a.dtype)]
 
 
+@register_op("matmul_permuted")
+def _matmul_permuted(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
+    """matmul of the permuted operands, the product permuted by ``out_perm``."""
+    a, b = _ins("matmul_permuted", inputs, 2)[:2]
+    views = [Value(v.name, _permuted("matmul_permuted", v.shape, attrs.get(key)), v.dtype)
+             for v, key in ((a, "a_perm"), (b, "b_perm"))]
+    (shape, dtype), = _matmul(views, {})
+    return [(_permuted("matmul_permuted", shape, attrs.get("out_perm")), dtype)]
+
+
+def _permuted(op: str, shape: Sequence[Dim], perm: Sequence[int] | None) -> tuple[Dim, ...]:
+    if perm is None:
+        return tuple(shape)
+    if sorted(int(p) for p in perm) != list(range(len(shape))):
+        raise fail(op, f"perm {list(perm)} does not permute a {len(shape)}-d shape")
+    return tuple(shape[int(p)] for p in perm)
+
+
 def _check_dim(op: str, x: Dim, y: Dim, what: str) -> None:
     if isinstance(x, int) and isinstance(y, int) and x != y:
         raise fail(op, f"{what} differ: {x} vs {y}")
