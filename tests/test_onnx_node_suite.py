@@ -247,3 +247,25 @@ def test_generating_into_a_new_folder_writes_a_complete_cache(tmp_path):
     cases = suite.list_cases(root, generate=False)
     assert [c.name for c in cases] == [c.name for c in CASES]
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], "staging left behind"
+
+
+def test_relaxvm_runner_compiles_for_concrete_shapes_when_a_size_decides_a_rank():
+    # ReduceSum with a run-time axes input of symbolic length: its output rank depends
+    # on that length, so the declared-size build is unsupported; the runner then builds
+    # for the inputs' shapes (what `relaxvm run` does) and matches onnx.reference.
+    from onnx import TensorProto, helper
+
+    from relaxvm.compiler import build
+    from relaxvm.frontend import from_onnx
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4]),
+         helper.make_tensor_value_info("axes", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
+        opset_imports=[helper.make_opsetid("", 18)])
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    axes = np.array([0, 2], np.int64)
+    with pytest.raises(UnsupportedOpError, match="axes is read at run time"):
+        build(from_onnx(model))
+    got = suite.relaxvm_runner(model, [x, axes])
+    np.testing.assert_allclose(got[0], suite.reference_runner(model, [x, axes])[0])

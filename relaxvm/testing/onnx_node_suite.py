@@ -375,8 +375,12 @@ def reference_runner(model: Any, inputs: list[Any]) -> list[Any]:
 
 def make_relaxvm_runner(target: str = "cpu") -> Runner:
     """A runner that imports the model with relaxvm's frontend, builds it for ``target``
-    and runs ``main`` in a VirtualMachine. While the frontend, compiler or VM are not
-    available, every case reports "unsupported" saying which piece is missing."""
+    and runs ``main`` in a VirtualMachine. The model is compiled with the sizes it
+    declares (symbolic ones stay symbolic); when that is unsupported (a size that decides
+    a rank, such as the length of a run-time axes input), it is compiled again for the
+    inputs' concrete shapes, as ``relaxvm run`` does by default. While the frontend,
+    compiler or VM are not available, every case reports "unsupported" saying which
+    piece is missing."""
     def run(model: Any, inputs: list[Any]) -> list[Any]:
         frontend, build, vm_class = _relaxvm_pipeline()
         if any(isinstance(x, (list, dict)) or x is None for x in inputs):
@@ -384,10 +388,21 @@ def make_relaxvm_runner(target: str = "cpu") -> Runner:
                                      "not supported")
         import relaxvm
         device = relaxvm.device(target)
-        exe = build(frontend(model), target=target)
+        try:
+            exe = build(frontend(model), target=target)
+        except UnsupportedOpError:
+            shapes = {v.name: tuple(np.shape(x)) for v, x in
+                      zip(_graph_inputs(model), inputs, strict=False)}
+            exe = build(frontend(model, shape_dict=shapes), target=target)
         vm = vm_class(exe, device)
         return _flatten(vm["main"](*inputs))
     return run
+
+
+def _graph_inputs(model: Any) -> list[Any]:
+    """The graph inputs that are not initializers (IR < 4 models list both)."""
+    weights = {init.name for init in model.graph.initializer}
+    return [v for v in model.graph.input if v.name not in weights]
 
 
 def _relaxvm_pipeline() -> tuple[Any, Any, Any]:
