@@ -168,3 +168,19 @@ def test_lrn_rejects_output_of_another_shape(dev: Any) -> None:
                                             r"out the same shape, got shapes \[1, 3, 2, 2\] "
                                             r"and \[1, 3, 2\]"):
         run_kernel("lrn", dev, [x], (1, 3, 2), "float32", [3])
+
+
+def test_cpu_softmax_row_fast_path_matches_the_definition_on_masked_and_strided_rows() -> None:
+    import relaxvm
+    from relaxvm.kernels.norm import softmax_rows
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 7, 197)).astype(np.float32) * 4
+    x[..., ::3] = -1e9                         # an attention mask's large negative logits
+    out = np.empty_like(x)
+    assert softmax_rows(x, out)
+    np.testing.assert_allclose(out, reference_softmax(x, -1, False), rtol=2e-6, atol=1e-7)
+    strided = x[..., ::2]                      # not contiguous: the general path takes it
+    assert not softmax_rows(strided, np.empty(strided.shape, np.float32))
+    got = run_kernel("softmax", relaxvm.cpu(), [np.ascontiguousarray(strided)],
+                     strided.shape, "float32", [-1])
+    check("softmax", got, reference_softmax(strided, -1, False), "float32")
