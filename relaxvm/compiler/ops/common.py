@@ -5,8 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from relaxvm.compiler.ir import Value
 from relaxvm.compiler.symbolic import Dim, Expr
 from relaxvm.errors import BuildError
+
+
+def required_inputs(op: str, inputs: Sequence[Value | None], n: int) -> list[Value]:
+    """The first ``n`` inputs, all present; BuildError listing what came otherwise."""
+    got = list(inputs[:n])
+    if len(got) < n or any(v is None for v in got):
+        raise BuildError(f"{op}: expects {n} input tensors, got "
+                         f"{['None' if v is None else v.type_text() for v in inputs]}")
+    return got  # type: ignore[return-value]
 
 
 def broadcast(op: str, *shapes: Sequence[Dim]) -> tuple[Dim, ...]:

@@ -13,22 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from relaxvm.compiler.ir import Value
-from relaxvm.compiler.ops.common import norm_axis
+from relaxvm.compiler.ops.common import norm_axis, required_inputs
 from relaxvm.compiler.ops.registry import OutType, fail, register_op
 from relaxvm.compiler.symbolic import Dim, as_dim, floordiv
 
 
-def _ins(op: str, inputs: Sequence[Value | None], n: int) -> list[Value]:
-    got = list(inputs[:n])
-    if len(got) < n or any(v is None for v in got):
-        raise fail(op, f"expects {n} input tensors, got "
-                       f"{['None' if v is None else v.type_text() for v in inputs]}")
-    return got  # type: ignore[return-value]
-
-
 @register_op("grid_sample")
 def _grid_sample(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
-    x, grid = _ins("grid_sample", inputs, 2)
+    x, grid = required_inputs("grid_sample", inputs, 2)
     if x.ndim < 3 or grid.ndim != x.ndim:
         raise fail("grid_sample", f"x must be (N, C, *spatial) and grid (N, *out, r) of the "
                                   f"same rank, got {x.type_text()} and {grid.type_text()}")
@@ -37,7 +29,7 @@ def _grid_sample(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[
 
 @register_op("roi_align")
 def _roi_align(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
-    x, rois, batch = _ins("roi_align", inputs, 3)
+    x, rois, batch = required_inputs("roi_align", inputs, 3)
     if x.ndim != 4 or rois.ndim != 2 or batch.ndim != 1:
         raise fail("roi_align", f"expects x (N, C, H, W), rois (R, 4) and batch_indices (R,),"
                                 f" got {x.type_text()}, {rois.type_text()} and "
@@ -48,7 +40,7 @@ def _roi_align(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[Ou
 
 @register_op("deform_conv")
 def _deform_conv(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
-    x, w, offset = _ins("deform_conv", inputs, 3)
+    x, w, offset = required_inputs("deform_conv", inputs, 3)
     if x.ndim != 4 or w.ndim != 4 or offset.ndim != 4:
         raise fail("deform_conv", f"expects 4-d x, w and offset, got {x.type_text()}, "
                                   f"{w.type_text()} and {offset.type_text()}")
@@ -63,7 +55,7 @@ def _deform_conv(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[
 
 @register_op("max_unpool")
 def _max_unpool(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
-    x, idx = _ins("max_unpool", inputs, 2)
+    x, idx = required_inputs("max_unpool", inputs, 2)
     kernel = list(attrs["kernel_shape"])
     r = len(kernel)
     if x.ndim != r + 2 or idx.ndim != x.ndim:
@@ -82,7 +74,7 @@ def _max_unpool(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[O
 @register_op("reverse_sequence")
 def _reverse_sequence(inputs: Sequence[Value | None], attrs: dict[str, Any]
                       ) -> list[OutType]:
-    x, lens = _ins("reverse_sequence", inputs, 2)
+    x, lens = required_inputs("reverse_sequence", inputs, 2)
     if x.ndim < 2 or lens.ndim != 1:
         raise fail("reverse_sequence", f"expects x of rank >= 2 and 1-d sequence_lens, got "
                                        f"{x.type_text()} and {lens.type_text()}")
@@ -91,7 +83,7 @@ def _reverse_sequence(inputs: Sequence[Value | None], attrs: dict[str, Any]
 
 @register_op("tensor_scatter")
 def _tensor_scatter(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
-    cache, update = _ins("tensor_scatter", inputs, 2)
+    cache, update = required_inputs("tensor_scatter", inputs, 2)
     axis = norm_axis("tensor_scatter", attrs.get("axis", -2), cache.ndim)
     if axis == 0 or update.ndim != cache.ndim:
         raise fail("tensor_scatter", f"axis {attrs.get('axis', -2)} must not be the batch "

@@ -13,19 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from relaxvm.compiler.ir import Value
-from relaxvm.compiler.ops.common import broadcast, norm_axis
+from relaxvm.compiler.ops.common import broadcast, norm_axis, required_inputs
 from relaxvm.compiler.ops.registry import OutType, fail, register_op
 from relaxvm.compiler.symbolic import Dim, as_dim
 
 REDUCTIONS = ("none", "add", "mul", "max", "min")
-
-
-def _ins(op: str, inputs: Sequence[Value | None], n: int) -> list[Value]:
-    got = list(inputs[:n])
-    if len(got) < n or any(v is None for v in got):
-        raise fail(op, f"expects {n} input tensors, got "
-                       f"{['None' if v is None else v.type_text() for v in inputs]}")
-    return got  # type: ignore[return-value]
 
 
 def _reduction(op: str, attrs: dict[str, Any]) -> None:
@@ -41,7 +33,7 @@ def _index_dtype(op: str, idx: Value) -> None:
 
 @register_op("scatter_elements")
 def _scatter_elements(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
-    data, idx, upd = _ins("scatter_elements", inputs, 3)
+    data, idx, upd = required_inputs("scatter_elements", inputs, 3)
     _reduction("scatter_elements", attrs)
     _index_dtype("scatter_elements", idx)
     norm_axis("scatter_elements", attrs.get("axis", 0), data.ndim)
@@ -65,7 +57,7 @@ def _nd_depth(op: str, data: Value, idx: Value, batch_dims: int = 0) -> int:
 
 @register_op("scatter_nd")
 def _scatter_nd(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
-    data, idx, upd = _ins("scatter_nd", inputs, 3)
+    data, idx, upd = required_inputs("scatter_nd", inputs, 3)
     _reduction("scatter_nd", attrs)
     k = _nd_depth("scatter_nd", data, idx)
     if upd.ndim != idx.ndim - 1 + data.ndim - k:
@@ -77,7 +69,7 @@ def _scatter_nd(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[O
 
 @register_op("gather_nd")
 def _gather_nd(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
-    data, idx = _ins("gather_nd", inputs, 2)
+    data, idx = required_inputs("gather_nd", inputs, 2)
     b = int(attrs.get("batch_dims", 0))
     if not 0 <= b < min(data.ndim, idx.ndim):
         raise fail("gather_nd", f"batch_dims must be in [0, {min(data.ndim, idx.ndim)}), got "
@@ -89,7 +81,7 @@ def _gather_nd(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[Ou
 @register_op("topk")
 def _topk(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
     """(values, indices): x's shape with ``k`` on ``axis``; indices are int64."""
-    x = _ins("topk", inputs, 1)[0]
+    x = required_inputs("topk", inputs, 1)[0]
     axis = norm_axis("topk", attrs.get("axis", -1), x.ndim)
     k = as_dim(attrs["k"])
     if isinstance(k, int) and k < 0:
@@ -104,7 +96,7 @@ def _topk(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType
 
 @register_op("hardmax")
 def _hardmax(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
-    x = _ins("hardmax", inputs, 1)[0]
+    x = required_inputs("hardmax", inputs, 1)[0]
     norm_axis("hardmax", attrs.get("axis", -1), x.ndim)
     return [(x.shape, x.dtype)]
 
@@ -112,7 +104,7 @@ def _hardmax(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutT
 @register_op("one_hot")
 def _one_hot(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
     """indices' shape with ``depth`` inserted at ``axis``, in the dtype of ``values``."""
-    idx, values = _ins("one_hot", inputs, 2)
+    idx, values = required_inputs("one_hot", inputs, 2)
     axis = norm_axis("one_hot", attrs.get("axis", -1), idx.ndim + 1)
     depth = as_dim(attrs["depth"])
     if isinstance(depth, int) and depth < 1:
@@ -127,7 +119,7 @@ def _one_hot(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutT
 
 @register_op("cumprod")
 def _cumprod(inputs: Sequence[Value | None], attrs: dict[str, Any]) -> list[OutType]:
-    x = _ins("cumprod", inputs, 1)[0]
+    x = required_inputs("cumprod", inputs, 1)[0]
     axis = attrs.get("axis", 0)
     if isinstance(axis, int):
         norm_axis("cumprod", axis, x.ndim)
