@@ -232,14 +232,15 @@ def test_relaxvm_runner_drives_frontend_build_and_vm(monkeypatch):
         calls.append(("build", graph, target))
         return "exe"
 
-    monkeypatch.setattr(suite, "_relaxvm_pipeline", lambda: (lambda m: "graph", build, FakeVM))
+    monkeypatch.setattr(suite, "_relaxvm_pipeline",
+                        lambda: (lambda m, **kw: "graph", build, FakeVM))
     loaded = suite.load_case(BY_NAME["test_relu"])
     outputs = suite.relaxvm_runner(loaded.model, loaded.inputs)
     assert calls == [("build", "graph", "cpu"), ("vm", "exe", relaxvm.cpu(0)), ("fn", "main")]
     assert isinstance(outputs[0], np.ndarray)
     np.testing.assert_array_equal(outputs[0], np.maximum(loaded.inputs[0], 0))
-    with pytest.raises(UnsupportedOpError, match="sequence, map and optional inputs"):
-        suite.relaxvm_runner(loaded.model, [[np.zeros(1)]])
+    with pytest.raises(UnsupportedOpError, match="map inputs are not supported"):
+        suite.relaxvm_runner(loaded.model, [{1: np.zeros(1)}])
 
 
 def test_generating_into_a_new_folder_writes_a_complete_cache(tmp_path):
@@ -269,3 +270,59 @@ def test_relaxvm_runner_compiles_for_concrete_shapes_when_a_size_decides_a_rank(
         build(from_onnx(model))
     got = suite.relaxvm_runner(model, [x, axes])
     np.testing.assert_allclose(got[0], suite.reference_runner(model, [x, axes])[0])
+
+
+def test_relaxvm_runner_passes_sequences_as_elements_and_regroups_outputs():
+    # A sequence input goes in as its elements (its length given to the frontend), a
+    # sequence output comes back as a list, an empty optional output as None.
+    from onnx import TensorProto, helper
+    body = helper.make_graph([helper.make_node("Add", ["a", "b"], ["s"])], "body",
+                             [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n"]),
+                              helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])],
+                             [helper.make_tensor_value_info("s", TensorProto.FLOAT, ["n"])])
+    opt_type = helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT,
+                                                                             [1]))
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("SequenceMap", ["xs", "b"], ["ys"], body=body),
+         helper.make_node("SequenceLength", ["xs"], ["n"]),
+         helper.make_node("Identity", ["o"], ["o_out"])], "g",
+        [helper.make_tensor_sequence_value_info("xs", TensorProto.FLOAT, ["n"]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [1]),
+         helper.make_value_info("o", opt_type)],
+        [helper.make_tensor_sequence_value_info("ys", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("n", TensorProto.INT64, []),
+         helper.make_value_info("o_out", opt_type)]),
+        opset_imports=[helper.make_opsetid("", 18)])
+    xs = [np.arange(3, dtype=np.float32), np.ones(5, np.float32)]
+    b = np.array([2.0], np.float32)
+    ys, n, o_out = suite.relaxvm_runner(model, [xs, b, None])
+    assert isinstance(ys, list) and [y.shape for y in ys] == [(3,), (5,)]
+    np.testing.assert_array_equal(ys[1], xs[1] + 2)
+    assert int(n) == 2 and o_out is None
+    ys, n, o_out = suite.relaxvm_runner(model, [xs[:1], b, b])
+    assert len(ys) == 1 and int(n) == 1
+    np.testing.assert_array_equal(o_out, b)
+
+
+def test_relaxvm_runner_gives_element_shapes_when_declared_sizes_are_not_enough():
+    # Elements that declare no shape: the first build is unsupported, the runner then
+    # builds with shape_dict holding the list of element shapes.
+    from onnx import TensorProto, helper
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("ConcatFromSequence", ["xs"], ["y"], axis=0)], "g",
+        [helper.make_tensor_sequence_value_info("xs", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
+        opset_imports=[helper.make_opsetid("", 18)])
+    xs = [np.ones((2, 3), np.float32), np.zeros((1, 3), np.float32)]
+    got = suite.relaxvm_runner(model, [xs])
+    suite.compare_outputs(suite.reference_runner(model, [xs]), got)
+
+
+def test_nest_outputs_follows_the_layout():
+    from relaxvm.frontend.onnx.sequence import nest_outputs
+    layout = ["tensor", {"sequence": 2}, {"optional": None}, {"optional": {"sequence": 0}},
+              {"optional": "tensor"}]
+    assert nest_outputs(layout, [1, 2, 3, 4]) == [1, [2, 3], None, [], 4]
+    assert nest_outputs(None, (1, 2)) == [1, 2]
+    with pytest.raises(ValueError, match="1 outputs left over"):
+        nest_outputs(["tensor"], [1, 2])

@@ -378,25 +378,45 @@ def make_relaxvm_runner(target: str = "cpu") -> Runner:
     and runs ``main`` in a VirtualMachine. The model is compiled with the sizes it
     declares (symbolic ones stay symbolic); when that is unsupported (a size that decides
     a rank, such as the length of a run-time axes input), it is compiled again for the
-    inputs' concrete shapes, as ``relaxvm run`` does by default. While the frontend,
-    compiler or VM are not available, every case reports "unsupported" saying which
-    piece is missing."""
+    inputs' concrete shapes, as ``relaxvm run`` does by default. A sequence input (a
+    list) is passed as its elements, with its length given to the frontend
+    (``sequence_lengths``); an empty optional input (None) as nothing
+    (``empty_optionals``); sequence and optional outputs are regrouped by the graph's
+    ``output_layout``. While the frontend, compiler or VM are not available, every case
+    reports "unsupported" saying which piece is missing."""
     def run(model: Any, inputs: list[Any]) -> list[Any]:
         frontend, build, vm_class = _relaxvm_pipeline()
-        if any(isinstance(x, (list, dict)) or x is None for x in inputs):
-            raise UnsupportedOpError("relaxvm_runner: sequence, map and optional inputs are "
-                                     "not supported")
+        if any(isinstance(x, dict) for x in inputs):
+            raise UnsupportedOpError("relaxvm_runner: map inputs are not supported")
         import relaxvm
+        from relaxvm.frontend.onnx.sequence import nest_outputs
         device = relaxvm.device(target)
+        infos = _graph_inputs(model)
+        lengths = {v.name: len(x) for v, x in zip(infos, inputs, strict=False)
+                   if isinstance(x, (list, tuple))}
+        empty = [v.name for v, x in zip(infos, inputs, strict=False) if x is None]
         try:
-            exe = build(frontend(model), target=target)
+            graph = frontend(model, sequence_lengths=lengths, empty_optionals=empty)
+            exe = build(graph, target=target)
         except UnsupportedOpError:
-            shapes = {v.name: tuple(np.shape(x)) for v, x in
-                      zip(_graph_inputs(model), inputs, strict=False)}
-            exe = build(frontend(model, shape_dict=shapes), target=target)
+            shapes = {v.name: _shape_of(x) for v, x in zip(infos, inputs, strict=False)
+                      if x is not None}
+            graph = frontend(model, shape_dict=shapes, sequence_lengths=lengths,
+                             empty_optionals=empty)
+            exe = build(graph, target=target)
         vm = vm_class(exe, device)
-        return _flatten(vm["main"](*inputs))
+        args = [a for x in inputs if x is not None
+                for a in (x if isinstance(x, (list, tuple)) else [x])]
+        layout = getattr(graph, "metadata", {}).get("output_layout")
+        return nest_outputs(layout, _flatten(vm["main"](*args)))
     return run
+
+
+def _shape_of(value: Any) -> Any:
+    """An input's shape; a list of element shapes for a sequence."""
+    if isinstance(value, (list, tuple)):
+        return [tuple(np.shape(x)) for x in value]
+    return tuple(np.shape(value))
 
 
 def _graph_inputs(model: Any) -> list[Any]:

@@ -14,6 +14,12 @@ input, say) become fresh symbols bound by a ``bind_dims`` node (:meth:`runtime_d
 
 ``Context.convert_node`` converts one more ONNX node into the context; control-flow
 converters call it for the nodes of the subgraphs they inline.
+
+ONNX sequences and optionals never reach the compiled graph: a :class:`SequenceValue`
+(its elements, a list of Values known while compiling) and an :class:`OptionalValue`
+(a Value, a sequence, or empty, known while compiling) live in ``Context.aggregates``
+beside the tensors, and only the converters in :data:`AGGREGATE_CONVERTERS` take them
+(see :mod:`relaxvm.frontend.onnx.sequence`).
 """
 
 from __future__ import annotations
@@ -41,14 +47,55 @@ FOLD_GROWTH_LIMIT = 1 << 20
 _MISSING = object()
 
 
+class SequenceValue:
+    """An ONNX sequence whose length is known while compiling: its element Values (all
+    of ``dtype``, the element type, which an empty sequence still has)."""
+
+    def __init__(self, items: Sequence[Value], dtype: str) -> None:
+        self.items = list(items)
+        self.dtype = dtype
+
+    def type_text(self) -> str:
+        return f"seq<{self.dtype}>[{len(self.items)}]"
+
+
+class OptionalValue:
+    """An ONNX optional whose emptiness is known while compiling: its content (a tensor
+    or a sequence), or None when empty."""
+
+    def __init__(self, item: Value | SequenceValue | None) -> None:
+        self.item = item
+
+    def type_text(self) -> str:
+        return "optional<empty>" if self.item is None else f"optional<{self.item.type_text()}>"
+
+
+#: A sequence or optional value (resolved while importing).
+Aggregate = SequenceValue | OptionalValue
+#: Anything an ONNX name can stand for while importing.
+Item = Value | SequenceValue | OptionalValue
+#: The converters used when a node has sequence or optional inputs, by ONNX op type
+#: (ops not listed refuse such inputs).
+AGGREGATE_CONVERTERS: dict[str, Callable[..., Any]] = {}
+
+
+def describe(item: Item | None) -> str:
+    """How an item's type prints in error messages."""
+    return "nothing" if item is None else item.type_text()
+
+
 class OnnxNode:
     """An ONNX node with decoded attributes and its inputs resolved to Values."""
 
-    def __init__(self, proto: onnx.NodeProto, inputs: list[Value | None], opset: int) -> None:
+    def __init__(self, proto: onnx.NodeProto, inputs: list[Value | None], opset: int,
+                 items: Sequence[Item | None] | None = None) -> None:
         self.proto = proto
         self.op_type = proto.op_type
         self.name = proto.name or f"{proto.op_type}({', '.join(proto.output)})"
         self.inputs = inputs
+        #: Every input as given: tensors, sequences and optionals (``inputs`` holds the
+        #: tensors only, None for the others).
+        self.items: list[Item | None] = list(inputs if items is None else items)
         self.outputs = list(proto.output)
         self.opset = opset
         self.attrs = {a.name: _attribute(a) for a in proto.attribute}
@@ -70,6 +117,25 @@ class OnnxNode:
         if value is None:
             raise BuildError(f"{self.op_type} node {self.name}: input {i} "
                              f"{'(' + what + ') ' if what else ''}is required")
+        return value
+
+    def item(self, i: int) -> Item | None:
+        """Input ``i`` whatever its kind, or None when omitted."""
+        return self.items[i] if i < len(self.items) else None
+
+    def sequence(self, i: int, what: str = "input_sequence") -> SequenceValue:
+        """Input ``i``, which must be a sequence."""
+        value = self.item(i)
+        if not isinstance(value, SequenceValue):
+            raise self.fail(f"input {i} ({what}) must be a sequence, got {describe(value)}")
+        return value
+
+    def tensor(self, i: int, what: str = "") -> Value:
+        """Input ``i``, which must be a tensor."""
+        value = self.item(i)
+        if not isinstance(value, Value):
+            raise self.fail(f"input {i}{' (' + what + ')' if what else ''} must be a tensor, "
+                            f"got {describe(value)}")
         return value
 
     def fail(self, message: str) -> BuildError:
@@ -101,6 +167,8 @@ class Context:
     def __init__(self, name: str = "main", opset: int = 17) -> None:
         self.graph = Graph(name)
         self.values: dict[str, Value] = {}
+        #: Sequences and optionals by ONNX name (never in the graph; see the docstring).
+        self.aggregates: dict[str, Aggregate] = {}
         self.opset = opset
         self._ids = itertools.count()
         self._auto: set[int] = set()
@@ -139,9 +207,28 @@ class Context:
             value.name = onnx_name
             self._auto.discard(value.uid)
 
+    def set_item(self, onnx_name: str, item: Item) -> None:
+        """Record a tensor, sequence or optional under ``onnx_name`` (tensors as
+        :meth:`bind` does)."""
+        if isinstance(item, Value):
+            self.aggregates.pop(onnx_name, None)
+            self.bind(onnx_name, item)
+        else:
+            self.values.pop(onnx_name, None)
+            self.aggregates[onnx_name] = item
+
+    def lookup_item(self, onnx_name: str, where: str) -> Item:
+        """The tensor, sequence or optional named ``onnx_name``."""
+        aggregate = self.aggregates.get(onnx_name)
+        return aggregate if aggregate is not None else self.lookup(onnx_name, where)
+
     def lookup(self, onnx_name: str, where: str) -> Value:
         value = self.values.get(onnx_name)
         if value is None:
+            if onnx_name in self.aggregates:
+                raise UnsupportedOpError(
+                    f"from_onnx: {where} reads {onnx_name!r} as a tensor, but it is a "
+                    f"{describe(self.aggregates[onnx_name])}")
             raise BuildError(f"from_onnx: node {where} reads tensor {onnx_name!r}, which no "
                              f"input, initializer or earlier node defines")
         return value

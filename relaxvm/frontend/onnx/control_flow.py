@@ -16,6 +16,9 @@ graph while importing, through the importer's own per-node conversion
   stops early when its body's condition output folds to false; a condition or trip
   count computed at run time is unsupported. Unrolling is capped
   (:data:`MAX_ITERATIONS`, :data:`MAX_UNROLLED_NODES`).
+* Sequences and optionals (:mod:`relaxvm.frontend.onnx.sequence`) may flow through If
+  outputs and Loop-carried values: a run-time If selects sequences of equal length
+  element by element, and optionals when both branches agree on emptiness.
 
 Each inlined copy of a subgraph gets a fresh name prefix, so its values never collide
 with the enclosing graph's; names the subgraph does not define are read from the
@@ -34,7 +37,15 @@ from onnx import numpy_helper
 from relaxvm.compiler.ir import Value
 from relaxvm.compiler.symbolic import is_static
 from relaxvm.compiler.symeval import sym_of
-from relaxvm.frontend.onnx.context import Context, OnnxNode
+from relaxvm.frontend.onnx.context import (
+    AGGREGATE_CONVERTERS,
+    Context,
+    Item,
+    OnnxNode,
+    OptionalValue,
+    SequenceValue,
+    describe,
+)
 from relaxvm.frontend.onnx.functions import MAX_DEPTH, graph_locals, rename_free
 from relaxvm.frontend.onnx.registry import converter
 from relaxvm.frontend.onnx.shape import reshape
@@ -49,7 +60,7 @@ _ids = itertools.count()
 
 # -- inlining a subgraph ------------------------------------------------------------------------
 def inline_graph(ctx: Context, node: OnnxNode, graph: onnx.GraphProto,
-                 inputs: Sequence[Value], tag: str) -> list[Value]:
+                 inputs: Sequence[Item], tag: str) -> list[Item]:
     """Convert ``graph``'s nodes into ``ctx`` with its formal inputs bound to ``inputs``;
     returns its outputs. ``tag`` names this copy (``then``, ``iter3``, ...)."""
     if len(inputs) != len(graph.input):
@@ -64,7 +75,10 @@ def inline_graph(ctx: Context, node: OnnxNode, graph: onnx.GraphProto,
         return prefix + name if name in local else name
 
     for formal, value in zip(graph.input, inputs):
-        ctx.values[prefix + formal.name] = value
+        if isinstance(value, Value):
+            ctx.values[prefix + formal.name] = value
+        else:
+            ctx.set_item(prefix + formal.name, value)
     for init in graph.initializer:
         ctx.values[prefix + init.name] = ctx.const(numpy_helper.to_array(init))
     if graph.sparse_initializer:
@@ -83,7 +97,8 @@ def inline_graph(ctx: Context, node: OnnxNode, graph: onnx.GraphProto,
             ctx.convert_node(copy)
     finally:
         ctx.current, ctx.depth = current, ctx.depth - 1
-    return [ctx.lookup(rename(out.name), f"{node.name} ({tag} output)") for out in graph.output]
+    return [ctx.lookup_item(rename(out.name), f"{node.name} ({tag} output)")
+            for out in graph.output]
 
 
 def constant_bool(ctx: Context, value: Value | None) -> bool | None:
@@ -121,7 +136,7 @@ def stack(ctx: Context, node: OnnxNode, parts: Sequence[Value], axis: int, what:
     return ctx.emit("concat", expanded, {"axis": axis})
 
 
-class _Budget:
+class Budget:
     """Counts the iterations and graph nodes one Loop or Scan unrolls into."""
 
     def __init__(self, ctx: Context, node: OnnxNode) -> None:
@@ -143,8 +158,8 @@ class _Budget:
 
 # -- If ------------------------------------------------------------------------------------------
 @converter("If")
-def _if(ctx: Context, node: OnnxNode) -> list[Value]:
-    cond = node.require(0, "cond")
+def _if(ctx: Context, node: OnnxNode) -> list[Item]:
+    cond = node.tensor(0, "cond")
     then_graph, else_graph = node.attr("then_branch"), node.attr("else_branch")
     taken = constant_bool(ctx, cond)
     if taken is not None:
@@ -155,19 +170,56 @@ def _if(ctx: Context, node: OnnxNode) -> list[Value]:
                         f"{len(else_graph.output)} outputs")
     then_outs = inline_graph(ctx, node, then_graph, [], "then")
     else_outs = inline_graph(ctx, node, else_graph, [], "else")
-    for i, (a, b) in enumerate(zip(then_outs, else_outs)):
-        if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
-            raise node.unsupported(f"the condition is computed at run time and output {i} "
-                                   f"differs between the branches ({a.type_text()} vs "
-                                   f"{b.type_text()}); selecting with where needs equal "
-                                   f"shapes and dtypes")
     if not cond.is_static or int(np.prod(cond.static_shape)) != 1:
         raise node.fail(f"cond must hold one element, got {cond.type_text()}")
     flag = reshape(ctx, cond, ())
     if flag.dtype != "bool":
         flag = ctx.emit("cast", [flag], {"dtype": "bool"})
-    return [a if a is b else ctx.emit("where", [flag, a, b])
-            for a, b in zip(then_outs, else_outs)]
+    return [_select(ctx, node, flag, a, b, f"output {i}")
+            for i, (a, b) in enumerate(zip(then_outs, else_outs))]
+
+
+def _select(ctx: Context, node: OnnxNode, flag: Value, a: Item, b: Item, what: str) -> Item:
+    """``a`` where the run-time ``flag`` holds, else ``b``: tensors by ``where``,
+    sequences element by element, optionals when both are empty or both hold a value."""
+    if a is b:
+        return a
+    if isinstance(a, OptionalValue) and isinstance(b, OptionalValue):
+        if a.item is None and b.item is None:
+            return a
+        if a.item is None or b.item is None:
+            raise _differs(node, a, b, what, "an optional's emptiness must be known while "
+                                             "compiling")
+        return OptionalValue(_select_content(ctx, node, flag, a.item, b.item, what))
+    if isinstance(a, OptionalValue) or isinstance(b, OptionalValue):
+        raise _differs(node, a, b, what, "the branches give different kinds of values")
+    return _select_content(ctx, node, flag, a, b, what)
+
+
+def _select_content(ctx: Context, node: OnnxNode, flag: Value, a: Value | SequenceValue,
+                    b: Value | SequenceValue, what: str) -> Value | SequenceValue:
+    if isinstance(a, SequenceValue) and isinstance(b, SequenceValue):
+        if len(a.items) != len(b.items):
+            raise _differs(node, a, b, what, "a sequence's length must be known while "
+                                             "compiling")
+        return SequenceValue([_where(ctx, node, flag, x, y, f"{what}[{k}]")
+                              for k, (x, y) in enumerate(zip(a.items, b.items))], a.dtype)
+    if isinstance(a, Value) and isinstance(b, Value):
+        return _where(ctx, node, flag, a, b, what)
+    raise _differs(node, a, b, what, "the branches give different kinds of values")
+
+
+def _where(ctx: Context, node: OnnxNode, flag: Value, a: Value, b: Value, what: str) -> Value:
+    if a is b:
+        return a
+    if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
+        raise _differs(node, a, b, what, "selecting with where needs equal shapes and dtypes")
+    return ctx.emit("where", [flag, a, b])
+
+
+def _differs(node: OnnxNode, a: Item, b: Item, what: str, why: str) -> Exception:
+    return node.unsupported(f"the condition is computed at run time and {what} differs "
+                            f"between the branches ({describe(a)} vs {describe(b)}); {why}")
 
 
 # -- Loop ----------------------------------------------------------------------------------------
@@ -185,8 +237,11 @@ def _trip_count(ctx: Context, node: OnnxNode) -> int | None:
 
 
 @converter("Loop")
-def _loop(ctx: Context, node: OnnxNode) -> list[Value]:
+def _loop(ctx: Context, node: OnnxNode) -> list[Item]:
     body = node.attr("body")
+    for i in (0, 1):
+        if node.item(i) is not None:
+            node.tensor(i, "M" if i == 0 else "cond")
     trip = _trip_count(ctx, node)
     cond_in = node.input(1)
     going = True if cond_in is None else constant_bool(ctx, cond_in)
@@ -198,13 +253,13 @@ def _loop(ctx: Context, node: OnnxNode) -> list[Value]:
     if trip is None and cond_in is None:
         raise node.unsupported("it has neither a trip count nor a condition (an endless "
                                "loop)")
-    carried = [node.require(i, "loop-carried initial value") for i in range(2, len(node.inputs))]
+    carried = [_carried(node, i) for i in range(2, len(node.items))]
     n_scan = len(body.output) - 1 - len(carried)
     if n_scan < 0 or len(body.input) != 2 + len(carried):
         raise node.fail(f"its body has {len(body.input)} inputs and {len(body.output)} "
                         f"outputs for {len(carried)} loop-carried values")
-    scans: list[list[Value]] = [[] for _ in range(n_scan)]
-    budget = _Budget(ctx, node)
+    scans: list[list[Item]] = [[] for _ in range(n_scan)]
+    budget = Budget(ctx, node)
     k = 0
     while going and (trip is None or k < trip):
         budget.step()
@@ -214,7 +269,7 @@ def _loop(ctx: Context, node: OnnxNode) -> list[Value]:
         carried = outs[1:1 + len(carried)]
         for part, out in zip(scans, outs[1 + len(carried):]):
             part.append(out)
-        going = constant_bool(ctx, outs[0])
+        going = constant_bool(ctx, outs[0]) if isinstance(outs[0], Value) else None
         if going is None:
             raise node.unsupported(f"its body's condition output is computed at run time "
                                    f"(in iteration {k}); only loops that end by their trip "
@@ -223,8 +278,24 @@ def _loop(ctx: Context, node: OnnxNode) -> list[Value]:
     if n_scan and not k:
         raise node.unsupported("it runs zero times, so the shapes of its scan outputs are "
                                "unknown")
-    return [*carried, *(stack(ctx, node, part, 0, f"scan output {i}")
-                        for i, part in enumerate(scans))]
+    return [*carried, *(stack(ctx, node, _tensors(node, part, f"scan output {i}"), 0,
+                              f"scan output {i}") for i, part in enumerate(scans))]
+
+
+def _carried(node: OnnxNode, i: int) -> Item:
+    value = node.item(i)
+    if value is None:
+        raise node.fail(f"input {i} (loop-carried initial value) is required")
+    return value
+
+
+def _tensors(node: OnnxNode, parts: Sequence[Item], what: str) -> list[Value]:
+    """``parts`` as tensors; scan outputs cannot be sequences or optionals."""
+    for part in parts:
+        if not isinstance(part, Value):
+            raise node.unsupported(f"{what} is a {describe(part)}; scan outputs must be "
+                                   f"tensors")
+    return [p for p in parts if isinstance(p, Value)]
 
 
 # -- Scan ----------------------------------------------------------------------------------------
@@ -253,7 +324,7 @@ def _scan_length(node: OnnxNode, xs: Sequence[Value], axes: Sequence[int]) -> in
 
 
 def _scan(ctx: Context, node: OnnxNode, body: onnx.GraphProto, states: list[Value],
-          xs: Sequence[Value], budget: _Budget, in_axes: Sequence[int],
+          xs: Sequence[Value], budget: Budget, in_axes: Sequence[int],
           in_dirs: Sequence[int], out_axes: Sequence[int], out_dirs: Sequence[int]
           ) -> list[Value]:
     """One scan over ``xs``: final states, then the stacked scan outputs."""
@@ -270,7 +341,8 @@ def _scan(ctx: Context, node: OnnxNode, body: onnx.GraphProto, states: list[Valu
         slices = [ctx.emit("take", [x, ctx.const(np.array(length - 1 - t if d else t,
                                                           np.int64))], {"axis": a})
                   for x, a, d in zip(xs, in_axes, in_dirs)]
-        outs = inline_graph(ctx, node, body, [*states, *slices], f"iter{t}")
+        outs = _tensors(node, inline_graph(ctx, node, body, [*states, *slices], f"iter{t}"),
+                        "a Scan body output")
         states = outs[:len(states)]
         for part, out in zip(scans, outs[len(states):]):
             part.append(out)
@@ -289,7 +361,7 @@ def _scan_node(ctx: Context, node: OnnxNode) -> list[Value]:
         raise node.fail(f"expects {n_in} scan inputs after the initial states, all present")
     states, xs = values[:len(values) - n_in], values[len(values) - n_in:]
     n_out = len(body.output) - len(states)
-    budget = _Budget(ctx, node)
+    budget = Budget(ctx, node)
     if node.opset >= 9:
         return _scan(ctx, node, body, states, xs, budget,
                      _axes(node, "scan_input_axes", n_in, 0),
@@ -300,7 +372,7 @@ def _scan_node(ctx: Context, node: OnnxNode) -> list[Value]:
 
 
 def _scan8(ctx: Context, node: OnnxNode, body: onnx.GraphProto, states: list[Value],
-           xs: Sequence[Value], budget: _Budget, dirs: Sequence[int]) -> list[Value]:
+           xs: Sequence[Value], budget: Budget, dirs: Sequence[int]) -> list[Value]:
     """Scan-8: every input and output has a leading batch axis; each batch row is one
     scan over axis 0 of its rows (``sequence_lens`` must be omitted or all full)."""
     batch = _scan_length(node, [*states, *xs], [0] * (len(states) + len(xs)))
@@ -321,3 +393,7 @@ def _scan8(ctx: Context, node: OnnxNode, body: onnx.GraphProto, states: list[Val
                           [0] * len(xs), dirs, [0] * n_out, [0] * n_out))
     return [stack(ctx, node, [r[i] for r in rows], 0, f"output {i}")
             for i in range(len(states) + n_out)]
+
+
+AGGREGATE_CONVERTERS["If"] = _if
+AGGREGATE_CONVERTERS["Loop"] = _loop

@@ -9,12 +9,19 @@ Ops without a converter whose ONNX schema defines them as a function are expande
 into their function bodies (:mod:`relaxvm.frontend.onnx.functions`); control-flow
 converters (:mod:`relaxvm.frontend.onnx.control_flow`) convert subgraph nodes through
 ``Context.convert_node``, the same per-node conversion.
+
+Sequence and optional graph inputs (:mod:`relaxvm.frontend.onnx.sequence`) need their
+lengths and emptiness while compiling: ``sequence_lengths`` gives each sequence input's
+length, ``empty_optionals`` names the optional inputs given no value. A sequence of
+``n`` becomes ``n`` graph inputs named ``name[0]`` ... ``name[n-1]``, a present
+optional its content's inputs, an empty optional none; graph outputs of these types
+flatten the same way, with their layout in ``metadata["output_layout"]``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +43,19 @@ from relaxvm.frontend.onnx import (  # noqa: F401
     recurrent,
     reduce,
     scatter,
+    sequence,
     shape,
     signal,
 )
-from relaxvm.frontend.onnx.context import Context, OnnxNode
+from relaxvm.frontend.onnx.context import (
+    AGGREGATE_CONVERTERS,
+    Context,
+    Item,
+    OnnxNode,
+    OptionalValue,
+    SequenceValue,
+    describe,
+)
 from relaxvm.frontend.onnx.dtypes import dtype_of
 from relaxvm.frontend.onnx.functions import (
     MAX_DEPTH,
@@ -51,6 +67,7 @@ from relaxvm.frontend.onnx.functions import (
     schema_defaults,
 )
 from relaxvm.frontend.onnx.registry import get_converter
+from relaxvm.frontend.onnx.sequence import flatten_outputs
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -148,18 +165,34 @@ def check_supported(graph: onnx.GraphProto, opset: int = 0) -> None:
 
 
 # -- inputs ------------------------------------------------------------------------------------
-def _input_shape(info: onnx.ValueInfoProto, shape_dict: Mapping[str, Any]) -> list[Dim]:
-    if info.name in shape_dict:
-        return [int(d) for d in shape_dict[info.name]]
+def _tensor_type(type_proto: onnx.TypeProto) -> onnx.TypeProto.Tensor | None:
+    """The tensor type inside a tensor, sequence or optional type (None for maps)."""
+    kind = type_proto.WhichOneof("value")
+    if kind == "tensor_type":
+        return type_proto.tensor_type
+    if kind == "sequence_type":
+        return _tensor_type(type_proto.sequence_type.elem_type)
+    if kind == "optional_type":
+        return _tensor_type(type_proto.optional_type.elem_type)
+    return None
+
+
+def _dims(ttype: onnx.TypeProto.Tensor, given: Any, shape_dict: Mapping[str, Any],
+          label: str, suffix: str = "") -> list[Dim]:
+    """A tensor input's dims: ``given`` when set, else the declared ones (``dim_param``
+    sizes from ``shape_dict``, else symbols named after them plus ``suffix``)."""
+    if given is not None:
+        return [int(d) for d in given]
     dims: list[Dim] = []
-    for i, d in enumerate(info.type.tensor_type.shape.dim):
+    for i, d in enumerate(ttype.shape.dim):
         if d.HasField("dim_value") and d.dim_value > 0:
             dims.append(int(d.dim_value))
         elif d.HasField("dim_param") and d.dim_param:
-            given = shape_dict.get(d.dim_param)
-            dims.append(int(given) if given is not None else Expr.symbol(_symbol(d.dim_param)))
+            size = shape_dict.get(d.dim_param)
+            dims.append(int(size) if size is not None else
+                        Expr.symbol(_symbol(d.dim_param + suffix)))
         else:
-            dims.append(Expr.symbol(_symbol(f"{info.name}_{i}")))
+            dims.append(Expr.symbol(_symbol(f"{label}_{i}")))
     return dims
 
 
@@ -171,8 +204,8 @@ def _symbol(name: str) -> str:
 
 def _check_shape_dict(graph: onnx.GraphProto, shape_dict: Mapping[str, Any]) -> None:
     names = {i.name for i in graph.input}
-    params = {d.dim_param for i in graph.input for d in i.type.tensor_type.shape.dim
-              if d.dim_param}
+    types = [t for t in (_tensor_type(i.type) for i in graph.input) if t is not None]
+    params = {d.dim_param for t in types for d in t.shape.dim if d.dim_param}
     unknown = sorted(set(shape_dict) - names - params)
     if unknown:
         raise ArgumentError(f"from_onnx: shape_dict keys {unknown} are neither input names "
@@ -180,22 +213,90 @@ def _check_shape_dict(graph: onnx.GraphProto, shape_dict: Mapping[str, Any]) -> 
                             f"({sorted(params)})")
 
 
-def _add_inputs(ctx: Context, graph: onnx.GraphProto, shape_dict: Mapping[str, Any]) -> None:
+class _Inputs:
+    """What the caller says about the graph inputs: sizes, sequence lengths, empties."""
+
+    def __init__(self, graph: onnx.GraphProto, shape_dict: Mapping[str, Any],
+                 lengths: Mapping[str, int], empties: Iterable[str]) -> None:
+        self.shape_dict, self.lengths, self.empties = shape_dict, dict(lengths), set(empties)
+        kinds = {i.name: i.type for i in graph.input}
+        for name in self.lengths:
+            ttype = kinds.get(name)
+            if ttype is None or "sequence_type" not in (
+                    ttype.WhichOneof("value"), ttype.optional_type.elem_type.WhichOneof("value")):
+                raise ArgumentError(f"from_onnx: sequence_lengths names {name!r}, which is "
+                                    f"not a sequence input")
+        for name in self.empties:
+            ttype = kinds.get(name)
+            if ttype is None or ttype.WhichOneof("value") != "optional_type":
+                raise ArgumentError(f"from_onnx: empty_optionals names {name!r}, which is "
+                                    f"not an optional input")
+
+
+def _input_item(ctx: Context, name: str, type_proto: onnx.TypeProto, given: _Inputs) -> Item:
+    """The Value, sequence or optional a graph input stands for (adding graph inputs)."""
+    kind = type_proto.WhichOneof("value")
+    if kind == "tensor_type":
+        ttype = type_proto.tensor_type
+        dtype = dtype_of(ttype.elem_type, f"input {name!r}")
+        value = Value(name, _dims(ttype, given.shape_dict.get(name), given.shape_dict, name),
+                      dtype)
+        ctx.graph.inputs.append(value)
+        return value
+    if kind == "optional_type":
+        if name in given.empties:
+            return OptionalValue(None)
+        inner = _input_item(ctx, name, type_proto.optional_type.elem_type, given)
+        if isinstance(inner, OptionalValue):
+            raise UnsupportedOpError(f"from_onnx: input {name!r} is an optional of an "
+                                     f"optional, which is not supported")
+        return OptionalValue(inner)
+    if kind == "sequence_type":
+        return _sequence_input(ctx, name, type_proto.sequence_type.elem_type, given)
+    raise UnsupportedOpError(f"from_onnx: input {name!r} is a {kind or 'value of no type'}, "
+                             f"which is not supported (tensors, sequences and optionals are)")
+
+
+def _sequence_input(ctx: Context, name: str, elem: onnx.TypeProto, given: _Inputs
+                    ) -> SequenceValue:
+    """A sequence input as one graph input per element, ``name[k]``."""
+    if elem.WhichOneof("value") != "tensor_type":
+        raise UnsupportedOpError(f"from_onnx: input {name!r} is a sequence of "
+                                 f"{elem.WhichOneof('value')}; only sequences of tensors "
+                                 f"are supported")
+    shapes = given.shape_dict.get(name)
+    length = given.lengths.get(name, None if shapes is None else len(shapes))
+    if length is None:
+        raise UnsupportedOpError(f"from_onnx: input {name!r} is a sequence; its length must "
+                                 f"be known while compiling: pass sequence_lengths="
+                                 f"{{{name!r}: n}}")
+    if shapes is not None and len(shapes) != length:
+        raise ArgumentError(f"from_onnx: shape_dict[{name!r}] gives {len(shapes)} element "
+                            f"shapes for a sequence of {length}")
+    ttype = elem.tensor_type
+    if shapes is None and length and not ttype.HasField("shape"):
+        raise UnsupportedOpError(f"from_onnx: input {name!r} is a sequence whose elements "
+                                 f"declare no shape; pass shape_dict[{name!r}] = a list of "
+                                 f"the element shapes")
+    dtype = dtype_of(ttype.elem_type, f"input {name!r}")
+    items = []
+    for k in range(length):
+        dims = _dims(ttype, None if shapes is None else shapes[k], given.shape_dict,
+                     f"{name}_{k}", f"_{k}")
+        items.append(Value(f"{name}[{k}]", dims, dtype))
+    ctx.graph.inputs.extend(items)
+    return SequenceValue(items, dtype)
+
+
+def _add_inputs(ctx: Context, graph: onnx.GraphProto, given: _Inputs) -> None:
     initialized = {t.name for t in graph.initializer}
     for t in graph.initializer:
         ctx.values[t.name] = ctx.const(numpy_helper.to_array(t), name=t.name)
     if graph.sparse_initializer:
         raise UnsupportedOpError("from_onnx: sparse initializers are not supported")
     for info in graph.input:
-        if info.name in initialized:
-            continue
-        if not info.type.HasField("tensor_type"):
-            raise UnsupportedOpError(f"from_onnx: input {info.name!r} is not a tensor "
-                                     f"(sequences, maps and optionals are not supported)")
-        dtype = dtype_of(info.type.tensor_type.elem_type, f"input {info.name!r}")
-        value = Value(info.name, _input_shape(info, shape_dict), dtype)
-        ctx.graph.inputs.append(value)
-        ctx.values[info.name] = value
+        if info.name not in initialized:
+            ctx.set_item(info.name, _input_item(ctx, info.name, info.type, given))
 
 
 # -- conversion ----------------------------------------------------------------------------------
@@ -204,17 +305,27 @@ def _convert_node(ctx: Context, proto: onnx.NodeProto) -> None:
     ``ctx.convert_node``, for control-flow subgraphs) and bind its outputs."""
     label = proto.name or f"{proto.op_type}({', '.join(proto.output)})"
     ctx.current = f"{proto.op_type} node {label}"
-    inputs = [ctx.lookup(n, label) if n else None for n in proto.input]
+    items = [ctx.lookup_item(n, label) if n else None for n in proto.input]
+    inputs = [v if isinstance(v, Value) else None for v in items]
     convert = get_converter(proto.op_type) if proto.domain in DEFAULT_DOMAINS else None
+    aggregates = [(n, v) for n, v in zip(proto.input, items)
+                  if v is not None and not isinstance(v, Value)]
+    if aggregates and convert is not None:
+        convert = AGGREGATE_CONVERTERS.get(proto.op_type)
+        if convert is None:
+            name, value = aggregates[0]
+            raise UnsupportedOpError(f"from_onnx: {ctx.current}: input {name!r} is a "
+                                     f"{describe(value)}, but {proto.op_type} is converted "
+                                     f"for tensor inputs only")
     if convert is None:
         _expand_function(ctx, proto, inputs, label)
         return
-    node = OnnxNode(proto, inputs, ctx.opset)
+    node = OnnxNode(proto, inputs, ctx.opset, items)
     result = convert(ctx, node)
     outs = result if isinstance(result, list) else [result]
     for name, value in zip(proto.output, outs):
         if name:
-            ctx.bind(name, value)
+            ctx.set_item(name, value)
     missing = [n for n in proto.output[len(outs):] if n]
     if missing:
         raise UnsupportedOpError(f"from_onnx: {ctx.current}: outputs {missing} are not "
@@ -245,11 +356,16 @@ def _expand_function(ctx: Context, proto: onnx.NodeProto, inputs: list[Value | N
                                  f"not produce outputs {missing}")
 
 
-def from_onnx(model_or_path: Any, shape_dict: Mapping[str, Any] | None = None) -> Graph:
+def from_onnx(model_or_path: Any, shape_dict: Mapping[str, Any] | None = None,
+              sequence_lengths: Mapping[str, int] | None = None,
+              empty_optionals: Iterable[str] = ()) -> Graph:
     """Convert an ONNX model (ModelProto, bytes or path) into a compiler Graph.
 
     ``shape_dict`` fixes sizes: ``{"input_ids": (1, 128)}`` by input name, or
-    ``{"batch": 1}`` by symbolic dimension name. Unknown sizes stay symbolic.
+    ``{"batch": 1}`` by symbolic dimension name; for a sequence input, a list of its
+    element shapes. Unknown sizes stay symbolic. ``sequence_lengths`` gives each
+    sequence input's length (``{"xs": 3}``), ``empty_optionals`` the optional inputs
+    given no value (see the module docstring).
     """
     model = inline_model_functions(load_model(model_or_path))
     shape_dict = dict(shape_dict or {})
@@ -260,13 +376,20 @@ def from_onnx(model_or_path: Any, shape_dict: Mapping[str, Any] | None = None) -
     ctx = Context(graph.name or "main", default_opset(model))
     ctx.graph.name = "main"
     ctx.convert_node = lambda proto: _convert_node(ctx, proto)
-    _add_inputs(ctx, graph, shape_dict)
+    _add_inputs(ctx, graph, _Inputs(graph, shape_dict, sequence_lengths or {},
+                                    empty_optionals))
     for proto in graph.node:
         _convert_node(ctx, proto)
     ctx.current = ""
-    ctx.graph.outputs = [ctx.lookup(o.name, "graph output") for o in graph.output]
+    outputs, layout, names = flatten_outputs(
+        [ctx.lookup_item(o.name, "graph output") for o in graph.output],
+        [o.name for o in graph.output])
+    if not outputs:
+        raise UnsupportedOpError("from_onnx: the graph returns no tensors (only empty "
+                                 "sequences or optionals), which the VM cannot return")
+    ctx.graph.outputs = outputs
     ctx.graph.metadata.update({"opset": ctx.opset, "onnx_graph": graph.name,
-                               "output_names": [o.name for o in graph.output]})
+                               "output_names": names, "output_layout": layout})
     try:
         ctx.graph.validate()
     except BuildError as exc:

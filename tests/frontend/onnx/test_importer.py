@@ -147,13 +147,14 @@ def test_undefined_tensor_reference_is_reported() -> None:
         from_onnx(model)
 
 
-def test_sequence_input_is_unsupported() -> None:
+def test_sequence_input_needs_its_length() -> None:
     seq = helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, None)
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     model = helper.make_model(helper.make_graph(
         [helper.make_node("Identity", ["s"], ["y"])], "g", [seq], [y]),
         opset_imports=[helper.make_opsetid("", 17)])
-    with pytest.raises(UnsupportedOpError, match="input 's' is not a tensor"):
+    with pytest.raises(UnsupportedOpError, match="input 's' is a sequence; its length must "
+                                                 "be known while compiling"):
         from_onnx(model)
 
 
