@@ -15,6 +15,9 @@ Two ways to register:
   imported on first use, never when ``relaxvm.kernels`` is imported;
 * ``@register_builder("add")`` on ``build(xp) -> kernel``, for hot kernels that bind
   their ufuncs once instead of looking them up per call.
+
+:func:`template_of` gives back the device-generic function behind a registration, so a
+test can run a kernel's CUDA branch with a stand-in array module.
 """
 
 from __future__ import annotations
@@ -84,6 +87,9 @@ class _Lazy:
 
 _KERNELS: dict[str, dict[int, Any]] = {}
 _SIGNATURES: dict[str, KernelSignature] = {}
+#: (name, device code) -> the unbound ``fn(xp, *inputs, out, *attrs)`` behind a template
+#: or builder registration (kept apart: :func:`get_kernel` replaces the lazy entry).
+_TEMPLATES: dict[tuple[str, int], Callable[..., Any]] = {}
 
 
 def device_type_code(device_type: str | int, where: str = "register_kernel") -> int:
@@ -160,6 +166,7 @@ def register_template(name: str, device_types: tuple[str | int, ...] = ("cpu", "
         sig = signature_of(fn, skip_first=True)
         for code in codes:
             _add(name, code, _Lazy(functools.partial(_bind_template, fn)), sig)
+            _TEMPLATES[(name, code)] = fn
         return fn
 
     return register
@@ -180,6 +187,7 @@ def register_builder(name: str, device_types: tuple[str | int, ...] = ("cpu", "c
         sig = signature_of(build(numpy))
         for code in codes:
             _add(name, code, _Lazy(build), sig)
+            _TEMPLATES[(name, code)] = _builder_template(build)
         return build
 
     return register
@@ -190,6 +198,32 @@ def _bind_template(fn: Callable[..., Any], xp: Any) -> Callable[..., Any]:
     bound.__name__ = fn.__name__  # type: ignore[attr-defined]
     bound.__doc__ = fn.__doc__
     return bound
+
+
+def _builder_template(build: Callable[..., Any]) -> Callable[..., Any]:
+    """A builder in template form: ``fn(xp, *args)`` builds the kernel for ``xp``, calls it."""
+    def template(xp: Any, *args: Any) -> Any:
+        return build(xp)(*args)
+
+    template.__name__ = template.__qualname__ = getattr(build, "__name__", "template")
+    template.__doc__ = build.__doc__
+    return template
+
+
+def template_of(name: str, device_type: str | int = "cuda") -> Callable[..., Any] | None:
+    """The unbound ``fn(xp, *inputs, out, *attrs)`` that kernel ``name`` on ``device_type``
+    was registered from, or None when that device has a dedicated implementation
+    (``@register_kernel``, as in ``cuda_fused.py``) or none at all.
+
+    For ``@register_template`` it is the decorated function itself; for
+    ``@register_builder`` a function of the same shape that builds the kernel for ``xp``
+    and calls it. Tests use it to run a kernel's CUDA code path with a stand-in ``xp``.
+    Raises KernelNotFoundError for an unknown name.
+    """
+    code = device_type_code(device_type, "template_of")
+    if name not in _KERNELS:
+        raise KernelNotFoundError(_unknown_message("template_of", name))
+    return _TEMPLATES.get((name, code))
 
 
 def get_kernel(name: str, device_type: str | int) -> Callable[..., Any]:
@@ -259,10 +293,11 @@ def unregister_kernel(name: str, device_type: str | int | None = None) -> None:
     by_device = _KERNELS.get(name)
     if by_device is None:
         return
-    if device_type is None:
-        by_device.clear()
-    else:
-        by_device.pop(device_type_code(device_type, "unregister_kernel"), None)
+    codes = list(by_device) if device_type is None else [
+        device_type_code(device_type, "unregister_kernel")]
+    for code in codes:
+        by_device.pop(code, None)
+        _TEMPLATES.pop((name, code), None)
     if not by_device:
         del _KERNELS[name]
         _SIGNATURES.pop(name, None)

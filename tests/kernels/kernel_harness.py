@@ -9,6 +9,13 @@ bfloat16 on CUDA depends on CuPy (CuPy 14 supports it minimally, through ml_dtyp
 :func:`cuda_dtype_problem` probes it once per run, :func:`skip_unsupported` skips the case
 with the probe's reason where it fails, and :func:`run_kernel` turns a kernel that raises
 for bfloat16 on CUDA into an xfail naming the kernel and CuPy's error.
+
+The ``cuda-emulated`` case of the ``dev`` fixture (:data:`fake_cupy.EMULATED_CUDA`) runs
+a kernel's CUDA code path on the CPU: :func:`run_kernel` and :func:`run_multi` call the
+kernel's template (:func:`relaxvm.kernels.registry.template_of`) with the fake CuPy of
+:mod:`fake_cupy` on host tensors. They skip a kernel whose CUDA implementation is not a
+template (a dedicated CUDA kernel, or none), and the dtypes the real CUDA path cannot
+run here (:func:`emulated_dtype_problem`).
 """
 
 from __future__ import annotations
@@ -19,12 +26,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fake_cupy import EmulatedCuda, installed, on_device
 
 import relaxvm
 from relaxvm.errors import ArgumentError
 from relaxvm.kernels import get_kernel
 from relaxvm.kernels.coverage import CUDA_PROBED_DTYPES, dtypes_tested, tolerance
-from relaxvm.objects import numpy_dtype
+from relaxvm.kernels.registry import template_of
+from relaxvm.objects import is_ml_dtype, numpy_dtype
 
 
 def dtype_params(kernel: str) -> list[Any]:
@@ -57,22 +66,86 @@ def cuda_dtype_problem(dtype: str) -> str | None:
     return None
 
 
+def emulated_dtype_problem(dtype: str) -> str | None:
+    """Why the ``cuda-emulated`` case cannot stand for CUDA with ``dtype``; None if it can.
+
+    bfloat16 works on a GPU only where :func:`cuda_dtype_problem`'s probe passes, and then
+    only in the CuPy routines that have bfloat16 loops, which NumPy (through ml_dtypes)
+    cannot tell; the other ml_dtypes types (float8, int4, ...) CuPy cannot hold at all.
+    """
+    if dtype in CUDA_PROBED_DTYPES:
+        return (f"cuda-emulated: CuPy's {dtype} support (probed on a GPU) cannot be "
+                f"emulated with NumPy")
+    if is_ml_dtype(dtype):
+        return f"cuda-emulated: CuPy has no {dtype} type"
+    return None
+
+
 def skip_unsupported(dev: relaxvm.Device, dtype: str) -> None:
     """On CUDA, skip dtypes CuPy cannot handle here (the probe's reason says why)."""
+    if isinstance(dev, EmulatedCuda):
+        problem = emulated_dtype_problem(numpy_dtype(dtype).name)
+        if problem is not None:
+            pytest.skip(problem)
+        return
     if dev.device_type != 1 and dtype in CUDA_PROBED_DTYPES:
         problem = cuda_dtype_problem(dtype)
         if problem is not None:
             pytest.skip(problem)
 
 
-def _probed_dtype_of(values: Sequence[Any], out_dtype: Any) -> str | None:
-    """The first CUDA-probed dtype among the inputs and the output, or None."""
-    names = [numpy_dtype(out_dtype).name]
+def _dtype_names(values: Sequence[Any], out_dtypes: Sequence[Any]) -> list[str]:
+    """The dtype names of the outputs and of the array inputs (tuples of arrays too)."""
+    names = [numpy_dtype(d).name for d in out_dtypes]
     for v in values:
-        for item in (v if isinstance(v, tuple) else (v,)):
+        for item in (v if isinstance(v, (tuple, list)) else (v,)):
             if isinstance(item, np.ndarray):
                 names.append(item.dtype.name)
-    return next((n for n in names if n in CUDA_PROBED_DTYPES), None)
+    return names
+
+
+def _probed_dtype_of(values: Sequence[Any], out_dtype: Any) -> str | None:
+    """The first CUDA-probed dtype among the inputs and the output, or None."""
+    return next((n for n in _dtype_names(values, [out_dtype]) if n in CUDA_PROBED_DTYPES),
+                None)
+
+
+def _emulated(name: str, inputs: Sequence[Any], out_dtypes: Sequence[Any]) -> Callable[..., Any]:
+    """The template to run kernel ``name``'s CUDA path with, or a pytest.skip saying why
+    the ``cuda-emulated`` case cannot run it."""
+    template = template_of(name, "cuda")
+    if template is None:
+        pytest.skip(f"cuda-emulated: {name} has no CUDA template (a dedicated CUDA kernel, "
+                    f"or CPU only)")
+    for dtype in _dtype_names(inputs, out_dtypes):
+        problem = emulated_dtype_problem(dtype)
+        if problem is not None:
+            pytest.skip(problem)
+    return template
+
+
+def _host_tensor(value: Any) -> Any:
+    """Like :func:`to_device` on the CPU, with the arrays viewed as fake CuPy arrays."""
+    if isinstance(value, np.ndarray):
+        t = relaxvm.tensor(value, relaxvm.cpu(0))
+        t.array = on_device(t.array)
+        return t
+    if isinstance(value, tuple):
+        return tuple(_host_tensor(v) for v in value)
+    return value
+
+
+def _emulated_run(name: str, inputs: Sequence[Any], outs: Sequence[tuple[Sequence[int], Any]],
+                  attrs: Sequence[Any], multi: bool) -> list[np.ndarray]:
+    """Call kernel ``name``'s template with the fake CuPy on host tensors; the outputs."""
+    template = _emulated(name, inputs, [d for _, d in outs])
+    tensors = tuple(_host_tensor(np.empty(tuple(s), numpy_dtype(d))) for s, d in outs)
+    with installed() as xp:
+        result = template(xp, *[_host_tensor(v) for v in inputs],
+                          tensors if multi else tensors[0], *attrs)
+    if not multi:
+        assert result is None, f"{name} must return None (destination passing), got {result!r}"
+    return [np.array(t.array.view(np.ndarray)) for t in tensors]
 
 
 def _unsupported_errors() -> tuple[type[BaseException], ...]:
@@ -129,6 +202,9 @@ def run_kernel(name: str, dev: relaxvm.Device, inputs: Sequence[Any],
                out_shape: Sequence[int], out_dtype: Any, attrs: Sequence[Any] = ()
                ) -> np.ndarray:
     """Call kernel ``name`` on ``dev`` as ``kernel(*inputs, out, *attrs)``; return out."""
+    if isinstance(dev, EmulatedCuda):
+        return _emulated_run(name, inputs, [(out_shape, out_dtype)], attrs, False)[0]
+
     def call() -> np.ndarray:
         out = relaxvm.empty(tuple(out_shape), numpy_dtype(out_dtype), dev)
         result = get_kernel(name, dev.device_type)(*[to_device(v, dev) for v in inputs], out,
@@ -143,6 +219,9 @@ def run_multi(name: str, dev: relaxvm.Device, inputs: Sequence[Any],
               outs: Sequence[tuple[Sequence[int], Any]], attrs: Sequence[Any] = ()
               ) -> list[np.ndarray]:
     """Like :func:`run_kernel` for kernels with a tuple of outputs (``outs``)."""
+    if isinstance(dev, EmulatedCuda):
+        return _emulated_run(name, inputs, outs, attrs, True)
+
     def call() -> list[np.ndarray]:
         tensors = tuple(relaxvm.empty(tuple(s), numpy_dtype(d), dev) for s, d in outs)
         get_kernel(name, dev.device_type)(*[to_device(v, dev) for v in inputs], tensors, *attrs)
@@ -176,7 +255,8 @@ def check(kernel: str, got: np.ndarray, expected: np.ndarray, dtype: str) -> Non
 
 class ArrayModuleProxy:
     """NumPy under another name. Kernels that special-case ``xp is numpy`` (the CPU path)
-    take the path they take with CuPy, so a CPU test runs the CUDA code on NumPy."""
+    take the path they take with CuPy, so a CPU test runs the CUDA code on NumPy.
+    (:data:`fake_cupy.FAKE_CUPY` goes further: CuPy's name, ``.get()``, ``cupyx``.)"""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(np, name)
