@@ -5,8 +5,8 @@ carries the ``cuda`` marker and skips cleanly when CuPy or a GPU is missing, so 
 run is the same suite, not a thinner copy.
 
 Kernel tests (under ``tests/kernels``) get a third case, ``cuda-emulated``, that runs
-everywhere: ``dev`` is then ``fake_cupy.EMULATED_CUDA``, and the kernel harness runs the
-kernel's CUDA code path on NumPy through a fake CuPy (see ``tests/kernels/fake_cupy.py``).
+everywhere: ``dev`` is then ``emulated_cupy.EMULATED_CUDA``, and the kernel harness runs the
+kernel's CUDA code path on NumPy through a fake CuPy (see ``tests/kernels/emulated_cupy.py``).
 A kernel test that uses ``dev`` other than through the harness skips in that case.
 """
 
@@ -74,7 +74,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def dev(request: pytest.FixtureRequest) -> object:
     """cpu(0); cuda(0) where a GPU exists; for kernel tests, the emulated CUDA device."""
     if request.param == EMULATED:
-        from fake_cupy import EMULATED_CUDA  # tests/kernels is on sys.path for its tests
+        from emulated_cupy import EMULATED_CUDA  # tests/kernels is on sys.path for its tests
         return EMULATED_CUDA
     return relaxvm.cpu(0) if request.param == "cpu" else relaxvm.cuda(0)
 
@@ -90,7 +90,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
         callspec = getattr(pyfuncitem, "callspec", None)
         if callspec is None or callspec.params.get("dev") != EMULATED or EMULATED not in str(exc):
             raise
-        from fake_cupy import EmulatedCuda
+        from emulated_cupy import EmulatedCuda
         pytest.skip(f"{EmulatedCuda.SKIP_REASON} ({exc})")
 
 

@@ -10,10 +10,10 @@ bfloat16 on CUDA depends on CuPy (CuPy 14 supports it minimally, through ml_dtyp
 with the probe's reason where it fails, and :func:`run_kernel` turns a kernel that raises
 for bfloat16 on CUDA into an xfail naming the kernel and CuPy's error.
 
-The ``cuda-emulated`` case of the ``dev`` fixture (:data:`fake_cupy.EMULATED_CUDA`) runs
+The ``cuda-emulated`` case of the ``dev`` fixture (:data:`emulated_cupy.EMULATED_CUDA`) runs
 a kernel's CUDA code path on the CPU: :func:`run_kernel` and :func:`run_multi` call the
 kernel's template (:func:`relaxvm.kernels.registry.template_of`) with the fake CuPy of
-:mod:`fake_cupy` on host tensors. They skip a kernel whose CUDA implementation is not a
+:mod:`emulated_cupy` on host tensors. They skip a kernel whose CUDA implementation is not a
 template (a dedicated CUDA kernel, or none), and the dtypes the real CUDA path cannot
 run here (:func:`emulated_dtype_problem`).
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fake_cupy import EmulatedCuda, installed, on_device
+from emulated_cupy import EmulatedCuda, installed, on_device
 
 import relaxvm
 from relaxvm.errors import ArgumentError
@@ -256,7 +256,7 @@ def check(kernel: str, got: np.ndarray, expected: np.ndarray, dtype: str) -> Non
 class ArrayModuleProxy:
     """NumPy under another name. Kernels that special-case ``xp is numpy`` (the CPU path)
     take the path they take with CuPy, so a CPU test runs the CUDA code on NumPy.
-    (:data:`fake_cupy.FAKE_CUPY` goes further: CuPy's name, ``.get()``, ``cupyx``.)"""
+    (:data:`emulated_cupy.FAKE_CUPY` goes further: CuPy's name, ``.get()``, ``cupyx``.)"""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(np, name)

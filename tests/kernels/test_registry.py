@@ -26,6 +26,7 @@ from relaxvm.kernels import (
     unregister_kernel,
 )
 from relaxvm.kernels.coverage import COVERAGE
+from relaxvm.kernels.registry import template_of
 
 
 @pytest.fixture
@@ -184,6 +185,45 @@ def test_builder_runs_once_per_device_type(scratch: str) -> None:
     assert len(builds) == 1  # once with NumPy at registration, to read the signature
     first = get_kernel(scratch, "cpu")
     assert get_kernel(scratch, "cpu") is first and len(builds) == 2
+
+
+def test_template_of_gives_the_unbound_template_per_device(scratch: str) -> None:
+    @register_template(scratch, ("cuda",))
+    def k(xp: Any, x: Any, out: Any) -> None:
+        xp.negative(x.array, out=out.array)
+
+    assert template_of(scratch) is k and template_of(scratch, 2) is k
+    assert template_of(scratch, "cpu") is None  # not registered there
+    assert template_of(scratch, "cuda") is k
+    unregister_kernel(scratch, "cuda")
+    with pytest.raises(KernelNotFoundError, match="template_of: no kernel named"):
+        template_of(scratch)
+
+
+def test_template_of_survives_binding_and_wraps_builders(scratch: str) -> None:
+    @register_builder(scratch, ("cpu",))
+    def build(xp: Any) -> Any:
+        def k(x: Any, out: Any, shift: float = 1.0) -> None:
+            xp.add(x.array, shift, out=out.array)
+
+        return k
+
+    get_kernel(scratch, "cpu")  # replaces the lazy registration with the bound kernel
+    template = template_of(scratch, "cpu")
+    assert template is not None and template.__name__ == "build"
+    out = relaxvm.empty((2,), "float32")
+    template(np, relaxvm.tensor(np.array([1.0, 2.0], np.float32)), out, 0.5)
+    assert out.numpy().tolist() == [1.5, 2.5]
+
+
+def test_template_of_is_none_for_dedicated_kernels() -> None:
+    assert template_of("softmax", "cuda") is None   # cuda_fused.py: a CuPy RawKernel
+    assert template_of("softmax", "cpu") is None    # a plain CPU function
+    assert template_of("take", "cuda") is template_of("take", "cpu") is not None
+    with pytest.raises(DeviceError, match="template_of: device_type must be"):
+        template_of("take", "tpu")
+    with pytest.raises(KernelNotFoundError, match="did you mean 'take'"):
+        template_of("takee")
 
 
 def test_importing_kernels_does_not_import_cupy() -> None:

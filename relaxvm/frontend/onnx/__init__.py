@@ -2,7 +2,8 @@
 
 Converters live in one module per op family (elementwise, nn, linalg, reduce, shape,
 index, scatter, quantize, recurrent, signal, image, data_dependent, control_flow for
-If / Loop / Scan, and sequence for sequences and optionals resolved at compile time); :func:`supported_ops` lists every ONNX op type they cover.
+If / Loop / Scan, and sequence for sequences and optionals resolved at compile time);
+:func:`supported_ops` lists every ONNX op type they cover.
 """
 
 from relaxvm.frontend.onnx.importer import from_onnx, load_model
