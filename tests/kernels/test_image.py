@@ -13,13 +13,13 @@ from kernel_harness import (
     ArrayModuleProxy,
     check,
     dtype_params,
+    onnx_node_reference,
     random_array,
     run_kernel,
     skip_unsupported,
     wide,
 )
 from onnx import TensorProto, helper
-from onnx.reference import ReferenceEvaluator
 
 from relaxvm.errors import ArgumentError
 from relaxvm.kernels.image import reverse_sequence, roi_align, tensor_scatter
@@ -29,16 +29,7 @@ OPSET = 24
 
 def onnx_reference(op: str, inputs: list[tuple[str, np.ndarray | None]], **attrs: Any) -> Any:
     """Run one ONNX node with onnx.reference; a None input is left out (empty name)."""
-    names = [name if value is not None else "" for name, value in inputs]
-    node = helper.make_node(op, names, ["y"], **attrs)
-    infos = [helper.make_tensor_value_info(
-        name, helper.np_dtype_to_tensor_dtype(value.dtype), value.shape)
-        for name, value in inputs if value is not None]
-    graph = helper.make_graph([node], "g", infos, [helper.make_empty_tensor_value_info("y")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    feeds = {name: value for name, value in inputs if value is not None}
-    return ReferenceEvaluator(model).run(None, feeds)[0]
-
+    return onnx_node_reference(op, inputs, OPSET, **attrs)[0]
 
 def onnxruntime_grid_sample(x: np.ndarray, grid: np.ndarray, **attrs: Any) -> np.ndarray:
     """GridSample on onnxruntime (float32): its cubic border mode clamps each tap, as

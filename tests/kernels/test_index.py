@@ -9,9 +9,16 @@ import onnxruntime as ort
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kernel_harness import check, dtype_params, random_array, run_kernel, skip_unsupported, wide
+from kernel_harness import (
+    check,
+    dtype_params,
+    onnx_node_reference,
+    random_array,
+    run_kernel,
+    skip_unsupported,
+    wide,
+)
 from onnx import TensorProto, helper
-from onnx.reference import ReferenceEvaluator
 
 from relaxvm.errors import ArgumentError
 from relaxvm.objects import numpy_dtype
@@ -21,16 +28,7 @@ OPSET = 19
 
 def onnx_reference(op: str, inputs: list[tuple[str, np.ndarray | None]], **attrs: Any) -> Any:
     """Run one ONNX node with onnx.reference; a None input is left out (empty name)."""
-    names = [name if value is not None else "" for name, value in inputs]
-    node = helper.make_node(op, names, ["y"], **attrs)
-    infos = [helper.make_tensor_value_info(
-        name, helper.np_dtype_to_tensor_dtype(value.dtype), value.shape)
-        for name, value in inputs if value is not None]
-    graph = helper.make_graph([node], "g", infos, [helper.make_empty_tensor_value_info("y")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    feeds = {name: value for name, value in inputs if value is not None}
-    return ReferenceEvaluator(model).run(None, feeds)[0]
-
+    return onnx_node_reference(op, inputs, OPSET, **attrs)[0]
 
 BIG = 2**63 - 1
 

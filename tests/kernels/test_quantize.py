@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kernel_harness import check, dtype_params, run_kernel, run_multi
+from kernel_harness import check, dtype_params, onnx_node_reference, run_kernel, run_multi
 from onnx import TensorProto, helper
-from onnx.reference import ReferenceEvaluator
 
 import relaxvm
 from relaxvm.errors import ArgumentError
@@ -35,18 +34,7 @@ SPECIAL = np.array([0.0, -0.0, 0.4789, -0.5, 1.0, 3.3, 100.0, 447.0, 465.0, 500.
 def onnx_reference(op: str, inputs: list[tuple[str, np.ndarray | None]], n_out: int = 1,
                    **attrs: Any) -> list[np.ndarray]:
     """Run one ONNX node with onnx.reference; a None input is left out (empty name)."""
-    names = [name if value is not None else "" for name, value in inputs]
-    outs = [f"y{i}" for i in range(n_out)]
-    node = helper.make_node(op, names, outs, **attrs)
-    infos = [helper.make_tensor_value_info(
-        name, helper.np_dtype_to_tensor_dtype(value.dtype), value.shape)
-        for name, value in inputs if value is not None]
-    graph = helper.make_graph([node], "g", infos,
-                              [helper.make_empty_tensor_value_info(o) for o in outs])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    feeds = {name: value for name, value in inputs if value is not None}
-    return ReferenceEvaluator(model).run(None, feeds)
-
+    return onnx_node_reference(op, inputs, OPSET, n_out, **attrs)
 
 def special(dtype: str) -> np.ndarray:
     """SPECIAL in ``dtype`` (overflowing to inf where the type is narrow)."""

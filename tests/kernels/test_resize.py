@@ -7,9 +7,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kernel_harness import check, dtype_params, random_array, run_kernel, skip_unsupported
-from onnx import helper
-from onnx.reference import ReferenceEvaluator
+from kernel_harness import (
+    check,
+    dtype_params,
+    onnx_node_reference,
+    random_array,
+    run_kernel,
+    skip_unsupported,
+)
 
 from relaxvm.errors import ArgumentError
 from relaxvm.objects import numpy_dtype
@@ -30,17 +35,8 @@ def reference(x: np.ndarray, roi: Any = None, scales: Any = None, sizes: Any = N
     inputs = [("x", x), ("roi", roi), ("scales", scales), ("sizes", sizes)]
     while inputs[-1][1] is None:
         inputs.pop()
-    names = [name if value is not None else "" for name, value in inputs]
-    node = helper.make_node("Resize", names, ["y"],
-                            **{k: v for k, v in attrs.items() if v is not None})
-    infos = [helper.make_tensor_value_info(
-        name, helper.np_dtype_to_tensor_dtype(value.dtype), value.shape)
-        for name, value in inputs if value is not None]
-    graph = helper.make_graph([node], "g", infos, [helper.make_empty_tensor_value_info("y")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    feeds = {name: value for name, value in inputs if value is not None}
-    return ReferenceEvaluator(model).run(None, feeds)[0]
-
+    return onnx_node_reference("Resize", inputs, OPSET,
+                               **{k: v for k, v in attrs.items() if v is not None})[0]
 
 def run_resize(dev: Any, x: np.ndarray, out_shape: Any, roi: Any = None, scales: Any = None,
                sizes: Any = None, dtype: Any = None, **attrs: Any) -> np.ndarray:

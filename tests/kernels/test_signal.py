@@ -7,9 +7,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kernel_harness import check, dtype_params, random_array, run_kernel, skip_unsupported, wide
+from kernel_harness import (
+    check,
+    dtype_params,
+    onnx_node_reference,
+    random_array,
+    run_kernel,
+    skip_unsupported,
+    wide,
+)
 from onnx import helper
-from onnx.reference import ReferenceEvaluator
 
 from relaxvm.errors import ArgumentError
 from relaxvm.kernels.signal import dtype_bits, mel_matrix
@@ -18,16 +25,7 @@ from relaxvm.kernels.signal import dtype_bits, mel_matrix
 def onnx_reference(op: str, inputs: list[tuple[str, Any]], opset: int = 20,
                    **attrs: Any) -> np.ndarray:
     """Run one ONNX node with onnx.reference; a None input is left out (empty name)."""
-    names = [name if value is not None else "" for name, value in inputs]
-    node = helper.make_node(op, names, ["y"], **attrs)
-    infos = [helper.make_tensor_value_info(
-        name, helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype), np.shape(value))
-        for name, value in inputs if value is not None]
-    graph = helper.make_graph([node], "g", infos, [helper.make_empty_tensor_value_info("y")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    feeds = {name: np.asarray(value) for name, value in inputs if value is not None}
-    return ReferenceEvaluator(model).run(None, feeds)[0]
-
+    return onnx_node_reference(op, inputs, opset, **attrs)[0]
 
 def scalar(v: int) -> np.ndarray:
     return np.array(v, np.int64)
