@@ -180,8 +180,26 @@ def _scales_of(xp: Any, in_shape: Sequence[int], scales: Any, sizes: Any,
     return None
 
 
+#: Axes up to this long resize as one matrix product (interpolation weights as a dense
+#: n_out x n_in matrix: BLAS instead of one gather per tap, about 10x faster at
+#: 20 -> 40); longer axes gather their taps, as a dense matrix would waste O(n_in) work
+#: per output.
+MATRIX_AXIS_LIMIT = 256
+
+
 def _weighted(xp: Any, a: Any, ax: int, idx: np.ndarray, w: np.ndarray) -> Any:
     """sum_k w[:, k] * a.take(idx[:, k], axis=ax), w broadcast along ``ax``."""
+    n_in = a.shape[ax]
+    if n_in <= MATRIX_AXIS_LIMIT:
+        weights = np.zeros((idx.shape[0], n_in))
+        rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1])
+        np.add.at(weights, (rows, idx.reshape(-1)), w.reshape(-1))  # clipped taps add up
+        matrix = xp.asarray(weights.astype(a.dtype))
+        if ax == a.ndim - 1:   # one 2-d GEMM over every row
+            return xp.tensordot(a, matrix, axes=([ax], [1]))
+        if ax == a.ndim - 2:   # a batched product, no transposed copies
+            return xp.matmul(matrix, a)
+        return xp.moveaxis(xp.tensordot(matrix, a, axes=([1], [ax])), 0, ax)
     shape = [1] * a.ndim
     shape[ax] = idx.shape[0]
     acc = None
@@ -247,7 +265,7 @@ def _resize_axes(xp: Any, a: Any, o: Any, mode: str, ctm: str, nearest_mode: str
     ndim = a.ndim
     if mode != "nearest":
         narrow = a.dtype.kind == "f" and a.dtype.itemsize <= 4 or a.dtype.name == "bfloat16"
-        a = a.astype(np.float32 if narrow else np.float64)
+        a = a.astype(np.float32 if narrow else np.float64, copy=False)
     outside: list[tuple[int, np.ndarray]] = []
     for ax in range(ndim):
         n_in, n_out = a.shape[ax], o.shape[ax]

@@ -17,6 +17,7 @@ from kernel_harness import (
 )
 
 from relaxvm.errors import ArgumentError
+from relaxvm.kernels.resize import MATRIX_AXIS_LIMIT
 from relaxvm.objects import numpy_dtype
 
 OPSET = 19
@@ -237,3 +238,16 @@ def test_resize_rejects_bad_attributes(dev: Any) -> None:
         run_resize(dev, np.ones((1, 1, 0, 2), np.float32), (1, 1, 4, 4), mode="linear")
     with pytest.raises(ArgumentError, match="resize_shape: needs scales or sizes"):
         run_kernel("resize_shape", dev, [x, None, None], (4,), "int64")
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+@pytest.mark.parametrize("width", [MATRIX_AXIS_LIMIT, MATRIX_AXIS_LIMIT + 44])
+def test_resize_matches_onnx_on_both_sides_of_the_matrix_axis_limit(dev: Any, mode: str,
+                                                                    width: int) -> None:
+    # Axes up to MATRIX_AXIS_LIMIT long resize as one matrix product, longer ones by
+    # gathering their taps: both must agree with onnx.reference.
+    x = np.random.default_rng(8).standard_normal((1, 2, 5, width)).astype(np.float32)
+    sizes = i64(1, 2, 9, width * 2 - 3)
+    expected = reference(x, None, None, sizes, mode=mode)
+    got = run_resize(dev, x, tuple(sizes), sizes=sizes, mode=mode)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
