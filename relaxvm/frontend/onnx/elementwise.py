@@ -69,11 +69,15 @@ def _identity(ctx: Context, node: OnnxNode) -> Value:
 
 @converter("Dropout")
 def _dropout(ctx: Context, node: OnnxNode) -> Value | list[Value]:
-    """Inference Dropout: the input unchanged, and an all-True mask when asked for."""
-    x, training = node.require(0), node.input(2)
+    """Inference Dropout: the input unchanged, and an all-True mask when asked for. In
+    training mode a constant ratio of 0 drops nothing, so it is the same; any other
+    ratio draws a random mask, which an inference runtime does not reproduce."""
+    x, ratio, training = node.require(0), node.input(1), node.input(2)
     if training is not None and (not training.is_constant or bool(ctx.scalar(training,
                                                                             "training_mode"))):
-        raise node.unsupported("training mode is not supported (inference only)")
+        if ratio is None or not ratio.is_constant or float(ctx.scalar(ratio, "ratio")) != 0.0:
+            raise node.unsupported("training mode with a non-zero ratio draws a random "
+                                   "mask; only inference (or ratio 0) is supported")
     if len(node.outputs) > 1 and node.outputs[1]:
         mask = ctx.emit("expand", [ctx.const(np.array(True))], {"shape": x.shape})
         return [x, mask]

@@ -194,11 +194,40 @@ def _global_pool(ctx: Context, node: OnnxNode) -> Value:
 
 
 @converter("BatchNormalization")
-def _batch_norm(ctx: Context, node: OnnxNode) -> Value:
-    if node.attr("training_mode", 0) or any(node.outputs[1:]):
-        raise node.unsupported("training mode (running statistics outputs) is not supported")
+def _batch_norm(ctx: Context, node: OnnxNode) -> Value | list[Value]:
     inputs = [node.require(i) for i in range(5)]
-    return ctx.emit("batch_norm", inputs, {"epsilon": float(node.attr("epsilon", 1e-5))})
+    epsilon = float(node.attr("epsilon", 1e-5))
+    if node.attr("training_mode", 0) or any(node.outputs[1:]):
+        return _batch_norm_training(ctx, node, inputs, epsilon)
+    return ctx.emit("batch_norm", inputs, {"epsilon": epsilon})
+
+
+def _batch_norm_training(ctx: Context, node: OnnxNode, inputs: list[Value],
+                         epsilon: float) -> list[Value]:
+    """Training-mode BatchNormalization: normalise by the batch's own statistics (mean
+    and population variance over every axis but the channel) and return the running
+    statistics ``input * momentum + batch * (1 - momentum)``, as ONNX specifies."""
+    x, scale, bias, running_mean, running_var = inputs
+    if x.ndim < 2:
+        raise node.unsupported(f"training mode needs an (N, C, ...) input, got {x.type_text()}")
+    axes = (0,) + tuple(range(2, x.ndim))
+    channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    mean = ctx.emit("mean", [x], {"axes": axes})
+    centred = ctx.emit("subtract", [x, mean])
+    var = ctx.emit("mean", [ctx.emit("multiply", [centred, centred])], {"axes": axes})
+    eps = ctx.const(np.asarray(epsilon, x.dtype))
+    normalised = ctx.emit("divide", [centred, ctx.emit("sqrt", [ctx.emit("add", [var, eps])])])
+    per_channel = [ctx.emit("reshape", [v], {"shape": channel_shape}) for v in (scale, bias)]
+    y = ctx.emit("add", [ctx.emit("multiply", [normalised, per_channel[0]]), per_channel[1]])
+    momentum = float(node.attr("momentum", 0.9))
+    keep = ctx.const(np.asarray(momentum, x.dtype))
+    take = ctx.const(np.asarray(1.0 - momentum, x.dtype))
+    outs = [y]
+    for running, batch in ((running_mean, mean), (running_var, var)):
+        flat = ctx.emit("reshape", [batch], {"shape": (x.shape[1],)})
+        outs.append(ctx.emit("add", [ctx.emit("multiply", [running, keep]),
+                                     ctx.emit("multiply", [flat, take])]))
+    return outs
 
 
 @converter("LayerNormalization")

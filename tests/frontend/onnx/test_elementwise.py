@@ -122,3 +122,18 @@ def test_isinf_and_isnan_flag_special_values() -> None:
 def test_identity_and_dropout_pass_input_through() -> None:
     check_node("Identity", {"x": f32(2, 2)})
     check_node("Dropout", {"x": f32(2, 2)})
+
+
+def test_training_dropout_with_a_constant_zero_ratio_drops_nothing() -> None:
+    check_node("Dropout", {"x": f32(2, 3)}, initializers={
+        "ratio": np.array(0.0, np.float32), "training_mode": np.array(True)}, n_outputs=2)
+
+
+def test_training_dropout_with_a_random_mask_is_refused_with_the_reason() -> None:
+    from relaxvm.errors import UnsupportedOpError
+    from relaxvm.frontend import from_onnx
+    from tests.frontend.onnx.onnx_case import make_model
+    model = make_model("Dropout", {"x": f32(2, 3)}, initializers={
+        "ratio": np.array(0.5, np.float32), "training_mode": np.array(True)})
+    with pytest.raises(UnsupportedOpError, match="non-zero ratio draws a random mask"):
+        from_onnx(model)

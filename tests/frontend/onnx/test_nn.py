@@ -201,3 +201,27 @@ def test_lrn_matches_onnxruntime(attrs: dict) -> None:
 ])
 def test_max_pool_indices_output(shape: tuple, attrs: dict) -> None:
     check_node("MaxPool", {"x": f32(*shape)}, attrs, n_outputs=2)
+
+
+@pytest.mark.parametrize("momentum", [None, 0.6])
+def test_batch_norm_training_mode_returns_batch_normalised_values_and_running_stats(
+        momentum: float | None) -> None:
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 4, 5, 2)).astype(np.float32)
+    params = [rng.standard_normal(4).astype(np.float32) for _ in range(3)]
+    params.append(rng.uniform(0.5, 2, 4).astype(np.float32))
+    attrs = {"training_mode": 1, "epsilon": 1e-3}
+    if momentum is not None:
+        attrs["momentum"] = momentum
+    names = ["x", "scale", "bias", "mean", "var"]
+    node = helper.make_node("BatchNormalization", names, ["y", "rm", "rv"], **attrs)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, v.shape)
+                      for n, v in zip(names, [x, *params], strict=True)],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("y", "rm", "rv")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    feeds = dict(zip(names, [x, *params], strict=True))
+    expected = ReferenceEvaluator(model).run(None, feeds)
+    got = VirtualMachine(build(model), relaxvm.cpu())["main"](**feeds)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g.numpy(), e, rtol=1e-5, atol=1e-6)
