@@ -49,10 +49,12 @@ class LazyKernel:
         return obj
 
 
-# Compute float16 in float32; other types in themselves. CuPy names the half type float16.
+# Compute 2-byte floats (float16) in float32; other types in themselves. Chosen by size so
+# the preamble never names float16: CuPy 14 declares that type (cupy/float16.cuh) only in
+# kernels with a float16 parameter, and float32/float64 kernels share this preamble.
 _ACC_PREAMBLE = r"""
-template <typename T> struct rvm_acc { typedef T type; };
-template <> struct rvm_acc<float16> { typedef float type; };
+template <typename T, bool narrow = (sizeof(T) < 4)> struct rvm_acc { typedef T type; };
+template <typename T> struct rvm_acc<T, true> { typedef float type; };
 """
 
 UNARY_OPS = {

@@ -313,8 +313,8 @@ def run_fused_cpu(xs: Any, out: Any, program: str) -> None:
 #: C expression per op over operand names {0}, {1}, {2}; attrs as {alpha}, {min}, ...
 C_TEMPLATES = {
     "add": "({0} + {1})", "subtract": "({0} - {1})", "multiply": "({0} * {1})",
-    "divide": "({0} / {1})", "power": "pow({0}, {1})", "maximum": "max({0}, {1})",
-    "minimum": "min({0}, {1})", "equal": "({0} == {1})", "not_equal": "({0} != {1})",
+    "divide": "({0} / {1})", "power": "pow({0}, {1})", "maximum": "max(({T}){0}, ({T}){1})",
+    "minimum": "min(({T}){0}, ({T}){1})", "equal": "({0} == {1})", "not_equal": "({0} != {1})",
     "less": "({0} < {1})", "less_equal": "({0} <= {1})", "greater": "({0} > {1})",
     "greater_equal": "({0} >= {1})", "logical_and": "({0} && {1})",
     "logical_or": "({0} || {1})", "logical_xor": "(bool({0}) != bool({1}))",
@@ -354,13 +354,14 @@ def _compute_type(dtype: np.dtype) -> str:
 def cuda_supports(op: str, dtypes: list[str], attrs: dict[str, Any]) -> bool:
     """Whether an op can join a fused CUDA kernel for these operand/result dtypes."""
     if op == "gelu":
-        return attrs.get("approximate", "none") == "none" and all(d in _C_TYPES
-                                                                 for d in dtypes)
+        return attrs.get("approximate", "none") == "none" and all(d.startswith("float") and
+                                                                 d in _C_TYPES for d in dtypes)
     if op == "clip":
         return all(d in _C_TYPES for d in dtypes)
     if op not in C_TEMPLATES or not all(d in _C_TYPES for d in dtypes):
         return False
-    return op not in C_FLOAT_ONLY or all(d.startswith("float") or d == "bool" for d in dtypes)
+    # (exp(bool) and friends have no device overload: float operands only)
+    return op not in C_FLOAT_ONLY or all(d.startswith("float") for d in dtypes)
 
 
 def _c_literal(value: Any) -> str:
