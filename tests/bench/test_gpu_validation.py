@@ -16,6 +16,16 @@ def test_pytest_summary_is_read_from_the_last_line() -> None:
     assert gpu_validation.summarize_pytest("nothing") == "no summary"
 
 
+def test_a_cut_off_run_is_summarized_from_its_per_test_lines() -> None:
+    text = ("tests/a.py::test_one[cuda] PASSED [ 1%]\n"
+            "tests/a.py::test_two[cuda] FAILED [ 2%]\n"
+            "tests/b.py::test_three[cuda] PASSED [ 3%]\n"
+            "tests/b.py::test_four[cuda] SKIPPED (needs bfloat16) [ 4%]\n")
+    assert gpu_validation.summarize_pytest(text) == (
+        "cut off after 4 tests: 2 passed, 1 failed, 1 skipped; "
+        "first failures: tests/a.py::test_two[cuda]")
+
+
 def test_a_step_that_fails_or_times_out_is_reported_and_logged(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(gpu_validation, "STEPS", [
         ("ok step", ["-c", "print('fine')"], 20, ""),
