@@ -5,11 +5,11 @@ Importing this package registers every kernel for ``"cpu"`` (NumPy) and ``"cuda"
 compiler reads each op's positional layout from :func:`kernel_signature`. The op
 families live in one module each: elementwise, binary, linalg, conv, conv_transpose,
 pool, norm, reduce, shape, index, resize, scatter, select, recurrent, signal, image,
-quantize, qlinear and data_dependent (kernels that allocate outputs whose sizes only
-they know), with fused CUDA versions in cuda_fused; ``fused`` (one kernel
-for a chain of elementwise ops) and ``shape_program`` (symbolic sizes over the shape
-heap) and ``dynamic_dims`` (sizes read from tensor data) are what compiled programs
-call besides. ``python -m
+quantize, qlinear, ml and training (the ai.onnx.ml and preview-training domains) and
+data_dependent (kernels that allocate outputs whose sizes only they know), with fused
+CUDA versions in cuda_fused. ``fused`` (one kernel for a chain of elementwise ops),
+``shape_program`` (symbolic sizes over the shape heap) and ``dynamic_dims`` (sizes read
+from tensor data) are what compiled programs call besides. ``python -m
 relaxvm.kernels.docgen`` prints the table in ``docs/kernels.md``.
 """
 
@@ -25,6 +25,7 @@ from relaxvm.kernels import (  # noqa: F401
                              image,
                              index,
                              linalg,
+                             ml,
                              norm,
                              pool,
                              qlinear,
@@ -37,6 +38,7 @@ from relaxvm.kernels import (  # noqa: F401
                              shape,
                              shape_program,
                              signal,
+                             training,
 )
 from relaxvm.kernels.registry import (
                              REQUIRED,

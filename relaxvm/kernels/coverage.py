@@ -108,6 +108,11 @@ def _table() -> dict[str, Coverage]:
     # -- quantized compute: qlinear_matmul, matmul_integer, conv_integer --
     # Integer sums are exact and the float64 rescale rounds once, so results are bit-equal.
     put("matmul_integer qlinear_matmul conv_integer qlinear_conv", "exact", ("int8", "uint8"))
+    # -- ml and training domains --
+    put("binarizer array_feature_extractor label_encoder", "exact",
+        ("float32", "float64", "int64"))
+    put("tree_ensemble", "accumulate", ("float32", "float64"))
+    put("adagrad adam momentum", "elementwise", WIDE_FLOATS)
     return table
 
 

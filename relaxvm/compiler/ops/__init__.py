@@ -7,6 +7,7 @@ from relaxvm.compiler.ops import (  # noqa: F401
     data_dependent,
     elementwise,
     image,
+    ml,
     nn,
     quantize,
     recurrent,

@@ -1,10 +1,14 @@
 """``from_onnx``: load an ONNX model safely and convert it into a compiler Graph.
 
 Loading refuses what it cannot trust: a file that does not parse, a model without a
-graph or default-domain opset, and external-data paths that point outside the
-model's folder (``../../etc/passwd``, absolute paths, symlinks leading out). Before
-converting anything, every node is checked against the converter registry, so a
-model with several unsupported ops fails once, listing all of them with node names.
+graph, default-domain nodes without a default-domain opset, and external-data paths
+that point outside the model's folder (``../../etc/passwd``, absolute paths, symlinks
+leading out). Before converting anything, every node is checked against the converter
+registry, keyed by (domain, op type), so a model with several unsupported ops fails
+once, listing all of them (``domain.Op`` outside the default domain) with node names.
+Each converter sees the opset version its node's domain is imported at
+(``OnnxNode.opset``); a model of only non-default-domain nodes (``ai.onnx.ml``, say)
+needs no default-domain import.
 Ops without a converter whose ONNX schema defines them as a function are expanded
 into their function bodies (:mod:`relaxvm.frontend.onnx.functions`); control-flow
 converters (:mod:`relaxvm.frontend.onnx.control_flow`) convert subgraph nodes through
@@ -38,6 +42,7 @@ from relaxvm.frontend.onnx import (  # noqa: F401
     image,
     index,
     linalg,
+    ml,
     nn,
     quantize,
     recurrent,
@@ -66,10 +71,8 @@ from relaxvm.frontend.onnx.functions import (
     inline_model_functions,
     schema_defaults,
 )
-from relaxvm.frontend.onnx.registry import get_converter
+from relaxvm.frontend.onnx.registry import canonical_domain, get_converter, op_label
 from relaxvm.frontend.onnx.sequence import flatten_outputs
-
-DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -135,16 +138,34 @@ def _reject_unloaded_external(model: onnx.ModelProto) -> None:
                             f"files; pass the model's path so the data can be found")
 
 
+def model_opsets(model: onnx.ModelProto) -> dict[str, int]:
+    """The opset version the model imports for each domain (the default one as ``""``)."""
+    return {canonical_domain(e.domain): int(e.version) for e in model.opset_import}
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
+    """The graph's nodes and those of every subgraph (If branches, Loop bodies...)."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                yield from _all_nodes(sub)
+
+
 def default_opset(model: onnx.ModelProto) -> int:
-    """The default-domain opset version the model imports."""
-    for entry in model.opset_import:
-        if entry.domain in DEFAULT_DOMAINS:
-            return int(entry.version)
-    raise ArgumentError("from_onnx: the model imports no default-domain (ai.onnx) opset")
+    """The default-domain opset version the model imports. A model whose nodes all
+    belong to other domains may import none; it gets the newest version onnx knows
+    (which only function bodies of those domains' ops could read)."""
+    version = model_opsets(model).get("")
+    if version is not None:
+        return version
+    if any(canonical_domain(n.domain) == "" for n in _all_nodes(model.graph)):
+        raise ArgumentError("from_onnx: the model imports no default-domain (ai.onnx) opset")
+    return int(onnx.defs.onnx_opset_version())
 
 
 def _convertible(node: onnx.NodeProto, opset: int) -> bool:
-    if node.domain in DEFAULT_DOMAINS and get_converter(node.op_type) is not None:
+    if get_converter(node.op_type, node.domain) is not None:
         return True
     return has_function(node.op_type, node.domain, opset)
 
@@ -155,9 +176,8 @@ def check_supported(graph: onnx.GraphProto, opset: int = 0) -> None:
     missing = []
     for node in graph.node:
         if not (_convertible(node, opset) if opset else
-                node.domain in DEFAULT_DOMAINS and get_converter(node.op_type) is not None):
-            label = node.op_type if node.domain in DEFAULT_DOMAINS else \
-                f"{node.domain}.{node.op_type}"
+                get_converter(node.op_type, node.domain) is not None):
+            label = op_label(node.op_type, node.domain)
             missing.append(f"{label} (node {node.name or ', '.join(node.output)!r})")
     if missing:
         raise UnsupportedOpError(f"from_onnx: the model uses {len(missing)} node(s) with "
@@ -300,27 +320,43 @@ def _add_inputs(ctx: Context, graph: onnx.GraphProto, given: _Inputs) -> None:
 
 
 # -- conversion ----------------------------------------------------------------------------------
-def _convert_node(ctx: Context, proto: onnx.NodeProto) -> None:
+def _node_opset(ctx: Context, proto: onnx.NodeProto, opsets: Mapping[str, int]) -> int:
+    """The opset version of the node's domain: the context's for the default domain
+    (function bodies change it), else the model's import of that domain."""
+    domain = canonical_domain(proto.domain)
+    if not domain:
+        return ctx.opset
+    version = opsets.get(domain)
+    if version is None:
+        raise ArgumentError(f"from_onnx: {ctx.current}: the model imports no opset for "
+                            f"domain {domain!r}")
+    return version
+
+
+def _convert_node(ctx: Context, proto: onnx.NodeProto, opsets: Mapping[str, int]) -> None:
     """Convert one node (recursively for function bodies and, through
-    ``ctx.convert_node``, for control-flow subgraphs) and bind its outputs."""
+    ``ctx.convert_node``, for control-flow subgraphs) and bind its outputs; ``opsets``
+    gives the imported version of each domain."""
     label = proto.name or f"{proto.op_type}({', '.join(proto.output)})"
-    ctx.current = f"{proto.op_type} node {label}"
+    op = op_label(proto.op_type, proto.domain)
+    ctx.current = f"{op} node {label}"
     items = [ctx.lookup_item(n, label) if n else None for n in proto.input]
     inputs = [v if isinstance(v, Value) else None for v in items]
-    convert = get_converter(proto.op_type) if proto.domain in DEFAULT_DOMAINS else None
+    convert = get_converter(proto.op_type, proto.domain)
     aggregates = [(n, v) for n, v in zip(proto.input, items)
                   if v is not None and not isinstance(v, Value)]
     if aggregates and convert is not None:
-        convert = AGGREGATE_CONVERTERS.get(proto.op_type)
+        convert = AGGREGATE_CONVERTERS.get(proto.op_type) \
+            if canonical_domain(proto.domain) == "" else None
         if convert is None:
             name, value = aggregates[0]
             raise UnsupportedOpError(f"from_onnx: {ctx.current}: input {name!r} is a "
-                                     f"{describe(value)}, but {proto.op_type} is converted "
+                                     f"{describe(value)}, but {op} is converted "
                                      f"for tensor inputs only")
     if convert is None:
-        _expand_function(ctx, proto, inputs, label)
+        _expand_function(ctx, proto, inputs, label, opsets)
         return
-    node = OnnxNode(proto, inputs, ctx.opset, items)
+    node = OnnxNode(proto, inputs, _node_opset(ctx, proto, opsets), items)
     result = convert(ctx, node)
     outs = result if isinstance(result, list) else [result]
     for name, value in zip(proto.output, outs):
@@ -333,9 +369,9 @@ def _convert_node(ctx: Context, proto: onnx.NodeProto) -> None:
 
 
 def _expand_function(ctx: Context, proto: onnx.NodeProto, inputs: list[Value | None],
-                     label: str) -> None:
+                     label: str, opsets: Mapping[str, int]) -> None:
     """Convert a node through its ONNX function body (see the module docstring)."""
-    op = proto.op_type if proto.domain in DEFAULT_DOMAINS else f"{proto.domain}.{proto.op_type}"
+    op = op_label(proto.op_type, proto.domain)
     body = function_body(proto, inputs, ctx.opset) if ctx.depth < MAX_DEPTH else None
     if body is None:
         why = "function bodies nest too deeply" if ctx.depth >= MAX_DEPTH else \
@@ -346,7 +382,7 @@ def _expand_function(ctx: Context, proto: onnx.NodeProto, inputs: list[Value | N
     ctx.depth += 1
     try:
         for inner in expand(proto, body, schema_defaults(proto, outer)):
-            _convert_node(ctx, inner)
+            _convert_node(ctx, inner, opsets)
     finally:
         ctx.opset = outer
         ctx.depth -= 1
@@ -371,15 +407,15 @@ def from_onnx(model_or_path: Any, shape_dict: Mapping[str, Any] | None = None,
     shape_dict = dict(shape_dict or {})
     graph = model.graph
     _check_shape_dict(graph, shape_dict)
-    imported = [e for e in model.opset_import if e.domain in DEFAULT_DOMAINS]
-    check_supported(graph, int(imported[0].version) if imported else 0)
+    opsets = model_opsets(model)
+    check_supported(graph, opsets.get("", 0))
     ctx = Context(graph.name or "main", default_opset(model))
     ctx.graph.name = "main"
-    ctx.convert_node = lambda proto: _convert_node(ctx, proto)
+    ctx.convert_node = lambda proto: _convert_node(ctx, proto, opsets)
     _add_inputs(ctx, graph, _Inputs(graph, shape_dict, sequence_lengths or {},
                                     empty_optionals))
     for proto in graph.node:
-        _convert_node(ctx, proto)
+        _convert_node(ctx, proto, opsets)
     ctx.current = ""
     outputs, layout, names = flatten_outputs(
         [ctx.lookup_item(o.name, "graph output") for o in graph.output],
