@@ -28,8 +28,8 @@ from onnx import helper
 
 from relaxvm.compiler.ir import Value
 from relaxvm.frontend.onnx.dtypes import ONNX_DTYPES
+from relaxvm.frontend.onnx.registry import DEFAULT_DOMAINS
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
 #: Function bodies nest (a body may use another function op); deeper means a cycle.
 MAX_DEPTH = 16
 
