@@ -233,13 +233,7 @@ def _lp_pool(xp: Any, where: str, nd: int, x: Any, out: Any, kernel_shape: Seque
     elif p != 1:
         xp.power(work, p, out=work)
     padded = pad_spatial(xp, work, begins, ends, 0, where)
-    acc = xp.zeros(o.shape, work.dtype) if work.dtype != o.dtype else o
-    for k, (_, win) in enumerate(_windows(xp, padded, o.shape[2:], kernel_shape, strides,
-                                          dilations)):
-        if k == 0:
-            xp.copyto(acc, win)
-        else:
-            xp.add(acc, win, out=acc)
+    acc = _sum_windows(xp, padded, o, kernel_shape, strides, dilations)
     if p == 2:
         xp.sqrt(acc, out=acc)
     elif p != 1:

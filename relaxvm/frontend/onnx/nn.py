@@ -47,19 +47,26 @@ def _window(node: OnnxNode, x: Value, kernel: list[int]) -> dict:
             "pads": tuple(auto_pads(node, x, kernel, strides, dilations))}
 
 
-@converter("Conv")
-def _conv(ctx: Context, node: OnnxNode) -> Value:
-    x, w, b = node.require(0, "X"), node.require(1, "W"), node.input(2)
-    if x.ndim not in (3, 4):
+def conv_attrs(node: OnnxNode, x: Value, w: Value) -> dict:
+    """strides, pads (auto_pad applied), dilations and groups of a 1-d or 2-d
+    convolution (Conv, ConvInteger, QLinearConv), after checking the ranks and that
+    ``kernel_shape`` matches the weight."""
+    if x.ndim not in (3, 4) or w.ndim != x.ndim:
         raise node.unsupported(f"only 1-d and 2-d convolutions are supported, got input "
-                               f"{x.type_text()}")
+                               f"{x.type_text()} and weight {w.type_text()}")
     kernel = [int(k) for k in w.shape[2:]]
     if node.attr("kernel_shape", kernel) != kernel:
         raise node.fail(f"kernel_shape {node.attr('kernel_shape')} does not match the "
                         f"weight {w.type_text()}")
     attrs = _window(node, x, kernel)
     attrs["groups"] = int(node.attr("group", 1))
-    return ctx.emit("conv2d" if x.ndim == 4 else "conv1d", [x, w, b], attrs)
+    return attrs
+
+
+@converter("Conv")
+def _conv(ctx: Context, node: OnnxNode) -> Value:
+    x, w, b = node.require(0, "X"), node.require(1, "W"), node.input(2)
+    return ctx.emit("conv2d" if x.ndim == 4 else "conv1d", [x, w, b], conv_attrs(node, x, w))
 
 
 def _as_2d(ctx: Context, x: Value) -> Value:

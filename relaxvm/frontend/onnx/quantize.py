@@ -15,7 +15,7 @@ import numpy as np
 from relaxvm.compiler.ir import Value
 from relaxvm.frontend.onnx.context import Context, OnnxNode
 from relaxvm.frontend.onnx.dtypes import dtype_of
-from relaxvm.frontend.onnx.nn import auto_pads
+from relaxvm.frontend.onnx.nn import conv_attrs
 from relaxvm.frontend.onnx.registry import converter
 from relaxvm.objects import FLOAT8_DTYPES, LOW_BIT_INT_RANGES
 
@@ -115,23 +115,6 @@ def _operand(node: OnnxNode, index: int, name: str, allowed: tuple[str, ...],
     return x, zero
 
 
-def _conv_attrs(node: OnnxNode, x: Value, w: Value) -> dict[str, object]:
-    """strides, pads (auto_pad applied), dilations and groups of a 1-d or 2-d conv."""
-    if x.ndim not in (3, 4) or w.ndim != x.ndim:
-        raise node.unsupported(f"only 1-d and 2-d convolutions are supported, got input "
-                               f"{x.type_text()} and weight {w.type_text()}")
-    kernel = [int(k) for k in w.shape[2:]]
-    if node.attr("kernel_shape", kernel) != kernel:
-        raise node.fail(f"kernel_shape {node.attr('kernel_shape')} does not match the "
-                        f"weight {w.type_text()}")
-    n = len(kernel)
-    strides = [int(s) for s in node.attr("strides", [1] * n)]
-    dilations = [int(d) for d in node.attr("dilations", [1] * n)]
-    pads = auto_pads(node, x, kernel, strides, dilations)
-    return {"strides": tuple(strides), "pads": tuple(pads), "dilations": tuple(dilations),
-            "groups": int(node.attr("group", 1))}
-
-
 @converter("MatMulInteger")
 def _matmul_integer(ctx: Context, node: OnnxNode) -> Value:
     a, a_zero = _operand(node, 0, "A", INT8, 2)
@@ -159,7 +142,7 @@ def _qlinear_matmul(ctx: Context, node: OnnxNode) -> Value:
 def _conv_integer(ctx: Context, node: OnnxNode) -> Value:
     x, x_zero = _operand(node, 0, "x", INT8, 2)
     w, w_zero = _operand(node, 1, "w", INT8, 3)
-    return ctx.emit("conv_integer", [x, w, x_zero, w_zero], _conv_attrs(node, x, w))
+    return ctx.emit("conv_integer", [x, w, x_zero, w_zero], conv_attrs(node, x, w))
 
 
 @converter("QLinearConv")
@@ -175,4 +158,4 @@ def _qlinear_conv(ctx: Context, node: OnnxNode) -> Value:
     scales = [node.require(i, name) for i, name in ((1, "x_scale"), (4, "w_scale"),
                                                     (6, "y_scale"))]
     return ctx.emit("qlinear_conv", [x, scales[0], x_zero, w, scales[1], w_zero, scales[2],
-                                     y_zero, bias], _conv_attrs(node, x, w))
+                                     y_zero, bias], conv_attrs(node, x, w))

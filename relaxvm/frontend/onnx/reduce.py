@@ -1,4 +1,4 @@
-"""Converters for ONNX reductions: Reduce*, ArgMax/ArgMin and CumSum.
+"""Converters for ONNX reductions: Reduce*, ArgMax/ArgMin, CumSum and CumProd.
 
 ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum and ReduceLogSumExp are written as
 an elementwise op followed by a sum (and one more elementwise op), as ONNX defines
@@ -77,9 +77,9 @@ def _arg(ctx: Context, node: OnnxNode) -> Value:
     return ctx.emit("argmax" if node.op_type == "ArgMax" else "argmin", [node.require(0)], attrs)
 
 
-@converter("CumSum")
-def _cumsum(ctx: Context, node: OnnxNode) -> Value:
+@converter("CumSum", "CumProd")
+def _cumulative(ctx: Context, node: OnnxNode) -> Value:
     axis = ctx.dims_or_runtime(node.require(1, "axis"), "axis")[0]
     attrs = {"axis": axis, "exclusive": int(node.attr("exclusive", 0)),
              "reverse": int(node.attr("reverse", 0))}
-    return ctx.emit("cumsum", [node.require(0)], attrs)
+    return ctx.emit(node.op_type.lower(), [node.require(0)], attrs)

@@ -1,5 +1,5 @@
 """Converters for ONNX scatter / gather-by-index / selection ops: Scatter (opset 9),
-ScatterElements, ScatterND, GatherND, TopK, Hardmax, OneHot, and Einsum and CumProd.
+ScatterElements, ScatterND, GatherND, TopK, Hardmax, OneHot and Einsum.
 
 TopK's K and OneHot's depth set output shapes: they become the ``k`` / ``depth``
 attributes, ints when known while compiling, else symbols a ``bind_dims`` node reads
@@ -101,11 +101,3 @@ def _one_hot(ctx: Context, node: OnnxNode) -> Value:
 def _einsum(ctx: Context, node: OnnxNode) -> Value:
     xs = [v for v in node.inputs if v is not None]
     return ctx.emit("einsum", xs, {"equation": str(node.attr("equation"))})
-
-
-@converter("CumProd")
-def _cumprod(ctx: Context, node: OnnxNode) -> Value:
-    axis = ctx.dims_or_runtime(node.require(1, "axis"), "axis")[0]
-    attrs = {"axis": axis, "exclusive": int(node.attr("exclusive", 0)),
-             "reverse": int(node.attr("reverse", 0))}
-    return ctx.emit("cumprod", [node.require(0)], attrs)
