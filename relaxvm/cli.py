@@ -204,6 +204,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    """The argparse parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="relaxvm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a model and summarise its outputs")

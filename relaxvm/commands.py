@@ -212,6 +212,7 @@ def timed_runs(vm: Any, program: Program, device: Device, repeat: int,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``relaxvm run``: compile (for ONNX), run, summarise outputs, time and report memory."""
     from relaxvm.memory.manager import global_memory_manager
     device = _device(args)
     memory_cfg = parse_memory_cfg_arg(args.memory_cfg)
@@ -371,6 +372,7 @@ def _save_outputs(out: Any, folder: Path, names: list[str] | None) -> None:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    """``relaxvm profile``: the per-op table, and a Chrome trace with ``--trace``."""
     device = _device(args)
     steps = 4 + (Path(args.model).suffix == ".onnx")
     with Progress("profile", total=steps, stream=sys.stderr) as progress:
@@ -391,6 +393,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    """``relaxvm compile``: an ONNX model to a saved executable."""
     from relaxvm.compiler import build
     with Progress("compile", total=2, stream=sys.stderr) as progress:
         progress.step(f"compiling {args.model} for {args.target}")
@@ -402,6 +405,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """``relaxvm inspect``: an executable's listing and statistics."""
     from relaxvm.vm.executable import load_executable
     exe = load_executable(args.executable)
     print(exe.stats())
@@ -411,6 +415,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    """``relaxvm devices``: the devices found, with NVML telemetry for GPUs."""
     from relaxvm.devices import nvml
     host = cpu(0)
     print(f"cpu:0  {host.device_name}  {host.multi_processor_count} cores  "
@@ -440,6 +445,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``relaxvm demo``: build a zoo model, run and profile it on the best device."""
     from relaxvm.demo import run_demo
     device = best_device() if args.device == "auto" else parse_device_arg(args.device)
     return run_demo(args.model, args.size, device)

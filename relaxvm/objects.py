@@ -34,6 +34,7 @@ class Shape(tuple):
 
     @property
     def numel(self) -> int:
+        """The number of elements of a tensor of this shape."""
         n = 1
         for d in self:
             n *= d
@@ -60,10 +61,12 @@ class DataType(str):
 
     @property
     def numpy(self) -> np.dtype:
+        """The matching NumPy dtype (ml_dtypes' for bfloat16 and the low-bit types)."""
         return numpy_dtype(self)
 
     @property
     def itemsize(self) -> int:
+        """Bytes per element."""
         return numpy_dtype(self).itemsize
 
 

@@ -36,6 +36,7 @@ class Tensor:
     # -- description ------------------------------------------------------------------
     @property
     def shape(self) -> Shape:
+        """The tensor's shape."""
         shape = self._shape
         if shape is None:
             shape = self._shape = tuple.__new__(Shape, self.array.shape)
@@ -43,18 +44,22 @@ class Tensor:
 
     @property
     def dtype(self) -> str:
+        """The element type."""
         return self.array.dtype.name
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions."""
         return self.array.ndim
 
     @property
     def size(self) -> int:
+        """The number of elements."""
         return int(self.array.size)
 
     @property
     def nbytes(self) -> int:
+        """The bytes the elements take."""
         return int(self.array.nbytes)
 
     @property

@@ -57,6 +57,7 @@ def sym_evaluate(op: str, inputs: Sequence[Value | None], attrs: dict[str, Any]
 
 
 def rule(*names: str) -> Callable[[Rule], Rule]:
+    """Decorator: register the symbolic evaluation rule of an op."""
     def register(fn: Rule) -> Rule:
         for name in names:
             _RULES[name] = fn

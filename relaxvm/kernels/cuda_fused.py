@@ -43,6 +43,7 @@ class LazyKernel:
         self.obj: Any = None
 
     def get(self) -> Any:
+        """The CuPy kernel, built on first use."""
         obj = self.obj
         if obj is None:
             obj = self.obj = self.make(_cupy())

@@ -75,6 +75,7 @@ def render() -> str:
 
 
 def main() -> None:
+    """Print docs/kernels.md to stdout."""
     sys.stdout.write(render())
 
 

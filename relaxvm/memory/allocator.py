@@ -100,10 +100,12 @@ class Allocator:
 
     @property
     def allocated_bytes(self) -> int:
+        """Bytes handed out and not yet freed."""
         return self._allocated
 
     @property
     def reserved_bytes(self) -> int:
+        """Bytes held from the device, cached blocks included."""
         return self._reserved
 
     def __repr__(self) -> str:
@@ -162,6 +164,7 @@ class NaiveAllocator(Allocator):
     kind = NAIVE
 
     def alloc(self, nbytes: int, alignment: int = ALIGNMENT) -> Buffer:
+        """A fresh block of at least ``nbytes`` straight from the device."""
         self._check_request(nbytes, alignment)
         self.num_cache_misses += 1
         try:
@@ -180,6 +183,7 @@ class NaiveAllocator(Allocator):
         return Buffer(handle, self.device, nbytes, self)
 
     def free(self, buffer: Buffer) -> None:
+        """Give the block back to the device at once."""
         self.num_frees += 1
         self._allocated -= buffer.nbytes
         self._backend_free(buffer.handle, buffer.nbytes)

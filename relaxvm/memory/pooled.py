@@ -70,6 +70,7 @@ class PooledAllocator(Allocator):
         return sum(size * len(blocks) for size, blocks in self._free_lists.items())
 
     def alloc(self, nbytes: int, alignment: int = ALIGNMENT) -> Buffer:
+        """A block of at least ``nbytes``, from the pool's cache when one fits."""
         if nbytes.__class__ is not int or nbytes < 0 or alignment != ALIGNMENT:
             self._check_request(nbytes, alignment)
         # round_size() inlined (a call costs more than the rest of the hit path):
@@ -116,6 +117,7 @@ class PooledAllocator(Allocator):
         return alloc_sized
 
     def free(self, buffer: Buffer) -> None:
+        """Return the block to the pool's cache for reuse."""
         self.num_frees += 1
         size = buffer.nbytes
         self._allocated -= size
@@ -146,6 +148,7 @@ class PooledAllocator(Allocator):
         free_list.append(buffer)
 
     def empty_cache(self) -> int:
+        """Release every cached block back to the device; returns the bytes released."""
         released = 0
         for free_list in self._free_lists.values():
             for buffer in free_list:
@@ -161,6 +164,7 @@ class PooledAllocator(Allocator):
         return released
 
     def stats(self) -> dict[str, int]:
+        """The pool's counters (allocated, reserved and cached bytes, hits, misses, OOMs)."""
         out = super().stats()
         out["cached_bytes.current"] = self.cached_bytes
         out["num_blocks_dropped_in_use"] = self.num_blocks_dropped_in_use

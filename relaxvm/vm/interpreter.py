@@ -339,10 +339,16 @@ class VirtualMachine:
 
     # -- introspection --------------------------------------------------------------------------
     def get_function_arity(self, func_name: str) -> int:
+        """How many parameters function ``func_name`` takes."""
         return self.exe.func_table[self._function_index(func_name, "get_function_arity")].num_args
 
     def get_function_param_name(self, func_name: str, index: int) -> str:
+        """The name of parameter ``index`` of function ``func_name``."""
         info = self.exe.func_table[self._function_index(func_name, "get_function_param_name")]
+        count = len(info.param_names)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            raise ArgumentError(f"get_function_param_name: index must be an int in [0, {count}) "
+                                f"for function {func_name!r}, got {index!r}")
         return info.param_names[index]
 
     def __repr__(self) -> str:

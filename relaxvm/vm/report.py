@@ -78,6 +78,7 @@ class Report:
         return out.getvalue()
 
     def json(self) -> str:
+        """The report as JSON text, which :meth:`from_json` reads back."""
         return json.dumps({"calls": self.calls, "device_metrics": self.device_metrics,
                            "configuration": self.configuration, "spans": self.spans})
 

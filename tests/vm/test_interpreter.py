@@ -390,3 +390,17 @@ def test_allocated_bytes_drop_when_the_result_of_a_call_dies(fresh_memory):
     after = pool.stats()
     assert [after[k] - before[k] for k in ("num_allocs", "num_frees", "num_cache_hits")] == \
         [3, 3, 2]
+
+
+def test_function_arity_and_parameter_names_and_their_errors():
+    vm = VirtualMachine(add_program(), relaxvm.cpu())
+    assert vm.get_function_arity("main") == 2
+    assert [vm.get_function_param_name("main", i) for i in range(2)] == ["a", "b"]
+    with pytest.raises(ArgumentError, match=r"get_function_param_name: index must be an int in "
+                                            r"\[0, 2\) for function 'main', got 2"):
+        vm.get_function_param_name("main", 2)
+    with pytest.raises(ArgumentError, match=r"get_function_param_name: .*got -1"):
+        vm.get_function_param_name("main", -1)
+    with pytest.raises(AttributeError, match=r"get_function_arity: unknown function .mian.*"
+                                             r"did you mean main"):
+        vm.get_function_arity("mian")

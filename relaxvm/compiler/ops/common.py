@@ -58,4 +58,5 @@ def norm_axis(op: str, axis: int, ndim: int, name: str = "axis") -> int:
 
 
 def norm_axes(op: str, axes: Sequence[int], ndim: int) -> list[int]:
+    """Every axis of ``axes`` in [0, ndim); BuildError for one out of range."""
     return [norm_axis(op, a, ndim, "axes") for a in axes]

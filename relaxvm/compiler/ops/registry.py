@@ -48,6 +48,7 @@ class OpDef:
 
     @property
     def kernel_name(self) -> str | None:
+        """The kernel that runs this op (None for ops lowered otherwise)."""
         return self.name if self.kernel == "" else self.kernel
 
 
@@ -75,10 +76,12 @@ def get_op(name: str) -> OpDef:
 
 
 def has_op(name: str) -> bool:
+    """Whether ``name`` has an inference rule."""
     return name in _OPS
 
 
 def op_names() -> list[str]:
+    """Every registered op name, sorted."""
     return sorted(_OPS)
 
 

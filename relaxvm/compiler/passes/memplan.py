@@ -38,6 +38,7 @@ DEFAULT_ALIGNMENT = 64
 
 
 def align(n: int, alignment: int) -> int:
+    """``n`` rounded up to a multiple of ``alignment``."""
     return (n + alignment - 1) // alignment * alignment
 
 
@@ -66,10 +67,12 @@ class MemoryPlan:
 
     @property
     def planned_bytes(self) -> int:
+        """Bytes of the planned arenas, summed over devices."""
         return sum(self.arena_size.values())
 
     @property
     def lower_bound_bytes(self) -> int:
+        """The most bytes of arena tensors alive at one time."""
         return sum(self.lower_bound.values())
 
     @property

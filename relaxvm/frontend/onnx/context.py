@@ -113,6 +113,7 @@ class OnnxNode:
         return self.inputs[i] if i < len(self.inputs) else None
 
     def require(self, i: int, what: str = "") -> Value:
+        """Input ``i``, which must be present; the error names the node and the input."""
         value = self.input(i)
         if value is None:
             raise BuildError(f"{self.op_type} node {self.name}: input {i} "
@@ -139,9 +140,11 @@ class OnnxNode:
         return value
 
     def fail(self, message: str) -> BuildError:
+        """A BuildError about this node (a malformed model)."""
         return BuildError(f"{self.op_type} node {self.name}: {message}")
 
     def unsupported(self, message: str) -> UnsupportedOpError:
+        """An UnsupportedOpError about this node (valid ONNX that relaxvm does not handle)."""
         return UnsupportedOpError(f"from_onnx: {self.op_type} node {self.name}: {message}")
 
 
@@ -181,6 +184,7 @@ class Context:
 
     # -- values --------------------------------------------------------------------------
     def fresh(self, hint: str = "v") -> str:
+        """A new value name, unique in the graph."""
         return f"{hint}.{next(self._ids)}"
 
     def const(self, data: Any, dtype: Any = None, name: str | None = None) -> Value:
@@ -223,6 +227,8 @@ class Context:
         return aggregate if aggregate is not None else self.lookup(onnx_name, where)
 
     def lookup(self, onnx_name: str, where: str) -> Value:
+        """The tensor Value an ONNX name refers to; a sequence/optional or an unknown name is
+        an error naming ``where``."""
         value = self.values.get(onnx_name)
         if value is None:
             if onnx_name in self.aggregates:

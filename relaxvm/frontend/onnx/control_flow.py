@@ -145,6 +145,7 @@ class Budget:
         self.iterations = 0
 
     def step(self) -> None:
+        """Count one unrolled iteration and its nodes; unsupported past the caps."""
         self.iterations += 1
         if self.iterations > MAX_ITERATIONS:
             raise self.node.unsupported(f"unrolling stops at {MAX_ITERATIONS} iterations; "
