@@ -275,20 +275,24 @@ def stuck_taps(dtype: str, taps: int = 64) -> np.ndarray:
 
 
 def onnx_node_reference(op: str, inputs: Sequence[tuple[str, Any]], opset: int,
-                        n_outputs: int = 1, **attrs: Any) -> list[np.ndarray]:
+                        n_outputs: int = 1, domain: str = "", **attrs: Any) -> list[np.ndarray]:
     """Run one ONNX node with onnx.reference (the independent oracle of the kernel tests):
     ``inputs`` are (name, value) pairs in the node's input order, a None value is an
-    omitted optional input (an empty name); returns every output."""
+    omitted optional input (an empty name); ``opset`` is the version of the node's
+    ``domain`` (another domain also imports default opset 19). Returns every output."""
     from onnx import helper
     from onnx.reference import ReferenceEvaluator
     names = [name if value is not None else "" for name, value in inputs]
     outs = [f"y{i}" for i in range(n_outputs)]
-    node = helper.make_node(op, names, outs, **attrs)
+    node = helper.make_node(op, names, outs, domain=domain or None, **attrs)
     infos = [helper.make_tensor_value_info(
         name, helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype), np.shape(value))
         for name, value in inputs if value is not None]
     graph = helper.make_graph([node], "g", infos,
                               [helper.make_empty_tensor_value_info(o) for o in outs])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    imports = [helper.make_opsetid(domain, opset)]
+    if domain:
+        imports.append(helper.make_opsetid("", 19))
+    model = helper.make_model(graph, opset_imports=imports)
     feeds = {name: np.asarray(value) for name, value in inputs if value is not None}
-    return list(ReferenceEvaluator(model).run(None, feeds))
+    return [np.asarray(r) for r in ReferenceEvaluator(model).run(None, feeds)]

@@ -11,9 +11,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kernel_harness import check, dtype_params, random_array, run_kernel, skip_unsupported
-from onnx import helper
-from onnx.reference import ReferenceEvaluator
+from kernel_harness import (
+    check,
+    dtype_params,
+    onnx_node_reference,
+    random_array,
+    run_kernel,
+    skip_unsupported,
+)
 
 from relaxvm.errors import ArgumentError
 from relaxvm.objects import numpy_dtype
@@ -34,14 +39,8 @@ def small_ints(rng: np.random.Generator, shape: Any, dtype: str) -> np.ndarray:
 
 def onnx_reference(op: str, inputs: list[np.ndarray], **attrs: Any) -> np.ndarray:
     """Run one ONNX node on ``inputs`` (named x0, x1, ...) with onnx.reference."""
-    names = [f"x{i}" for i in range(len(inputs))]
-    arrays = [reference_input(a) for a in inputs]
-    node = helper.make_node(op, names, ["y"], **attrs)
-    infos = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype),
-                                           a.shape) for n, a in zip(names, arrays)]
-    graph = helper.make_graph([node], "g", infos, [helper.make_empty_tensor_value_info("y")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    return ReferenceEvaluator(model).run(None, dict(zip(names, arrays)))[0]
+    named = [(f"x{i}", reference_input(a)) for i, a in enumerate(inputs)]
+    return onnx_node_reference(op, named, OPSET, **attrs)[0]
 
 
 @pytest.mark.parametrize("dtype", dtype_params("scatter_elements"))

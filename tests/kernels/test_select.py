@@ -13,13 +13,12 @@ import pytest
 from kernel_harness import (
     check,
     dtype_params,
+    onnx_node_reference,
     random_array,
     run_kernel,
     run_multi,
     skip_unsupported,
 )
-from onnx import helper
-from onnx.reference import ReferenceEvaluator
 
 from relaxvm.errors import ArgumentError
 from relaxvm.objects import numpy_dtype
@@ -35,16 +34,8 @@ def reference_input(x: np.ndarray) -> np.ndarray:
 def onnx_reference(op: str, inputs: list[np.ndarray], n_outputs: int = 1,
                    **attrs: Any) -> list[np.ndarray]:
     """Run one ONNX node on ``inputs`` (named x0, x1, ...) with onnx.reference."""
-    names = [f"x{i}" for i in range(len(inputs))]
-    arrays = [reference_input(a) for a in inputs]
-    outs = [f"y{i}" for i in range(n_outputs)]
-    node = helper.make_node(op, names, outs, **attrs)
-    infos = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype),
-                                           a.shape) for n, a in zip(names, arrays)]
-    graph = helper.make_graph([node], "g", infos,
-                              [helper.make_empty_tensor_value_info(o) for o in outs])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    return list(ReferenceEvaluator(model).run(None, dict(zip(names, arrays))))
+    named = [(f"x{i}", reference_input(a)) for i, a in enumerate(inputs)]
+    return onnx_node_reference(op, named, OPSET, n_outputs, **attrs)
 
 
 def small_ints(rng: np.random.Generator, shape: Any, dtype: str, high: int = 4) -> np.ndarray:

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from domain_reference import domain_reference
-from kernel_harness import check, dtype_params, run_multi, skip_unsupported
+from kernel_harness import check, dtype_params, onnx_node_reference, run_multi, skip_unsupported
 
 from relaxvm.errors import ArgumentError
 
@@ -74,7 +73,7 @@ def _run(case: str, dev: Any, dtype: str, count: int) -> tuple[list, list, list]
     op, state, attrs = CASES[case]
     named = _inputs(dtype, state, count)
     n_out = len(SHAPES) * (1 + len(state))
-    reference = domain_reference(op, TRAINING, 1, named, n_out, **attrs)
+    reference = onnx_node_reference(op, named, 1, n_out, domain=TRAINING, **attrs)
     kernel = "momentum" if op == "Momentum" else case
     outs = [(e.shape, dtype) for e in reference]
     # ONNX stores float attributes as float32: the kernel gets them as the model holds them.
