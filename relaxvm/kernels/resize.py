@@ -17,6 +17,7 @@ taps outside the input repeat the edge (or get weight 0 with ``exclude_outside``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -187,14 +188,32 @@ def _scales_of(xp: Any, in_shape: Sequence[int], scales: Any, sizes: Any,
 MATRIX_AXIS_LIMIT = 256
 
 
-def _weighted(xp: Any, a: Any, ax: int, idx: np.ndarray, w: np.ndarray) -> Any:
-    """sum_k w[:, k] * a.take(idx[:, k], axis=ax), w broadcast along ``ax``."""
-    n_in = a.shape[ax]
+@functools.lru_cache(maxsize=256)
+def axis_filter(n_in: int, n_out: int, scale: float, length: float, ctm: str,
+                pair: tuple[float, float], mode: str, cubic_a: float, exclude_outside: bool,
+                antialias: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(indices, weights, dense matrix or None) of one axis's linear/cubic filter,
+    cached: a model resizes the same axes on every call. The dense ``n_out x n_in``
+    matrix is built for axes up to :data:`MATRIX_AXIS_LIMIT` long (clipped taps add up)."""
+    coords = source_coords(n_in, n_out, scale, length, ctm, pair)
+    idx, w = taps(coords, n_in, scale, mode, cubic_a, exclude_outside, antialias)
+    dense = None
     if n_in <= MATRIX_AXIS_LIMIT:
-        weights = np.zeros((idx.shape[0], n_in))
+        dense = np.zeros((idx.shape[0], n_in))
         rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1])
-        np.add.at(weights, (rows, idx.reshape(-1)), w.reshape(-1))  # clipped taps add up
-        matrix = xp.asarray(weights.astype(a.dtype))
+        np.add.at(dense, (rows, idx.reshape(-1)), w.reshape(-1))
+    for array in (idx, w, dense):
+        if array is not None:
+            array.flags.writeable = False
+    return idx, w, dense
+
+
+def _weighted(xp: Any, a: Any, ax: int, idx: np.ndarray, w: np.ndarray,
+              dense: np.ndarray | None) -> Any:
+    """sum_k w[:, k] * a.take(idx[:, k], axis=ax), w broadcast along ``ax``: one matrix
+    product with ``dense`` when given, else a gather per tap."""
+    if dense is not None:
+        matrix = xp.asarray(dense.astype(a.dtype))
         if ax == a.ndim - 1:   # one 2-d GEMM over every row
             return xp.tensordot(a, matrix, axes=([ax], [1]))
         if ax == a.ndim - 2:   # a batched product, no transposed copies
@@ -284,8 +303,9 @@ def _resize_axes(xp: Any, a: Any, o: Any, mode: str, ctm: str, nearest_mode: str
         if mode == "nearest":
             a = xp.take(a, xp.asarray(nearest_indices(coords, n_in, nearest_mode)), axis=ax)
         else:
-            idx, w = taps(coords, n_in, scale, mode, cubic_a, exclude_outside, antialias)
-            a = _weighted(xp, a, ax, idx, w)
+            idx, w, dense = axis_filter(n_in, n_out, scale, length, ctm, pair, mode, cubic_a,
+                                        exclude_outside, antialias)
+            a = _weighted(xp, a, ax, idx, w, dense)
     _store(xp, o, a)
     for ax, rows in outside:
         where: list[Any] = [slice(None)] * ndim

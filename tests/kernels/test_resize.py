@@ -251,3 +251,12 @@ def test_resize_matches_onnx_on_both_sides_of_the_matrix_axis_limit(dev: Any, mo
     expected = reference(x, None, None, sizes, mode=mode)
     got = run_resize(dev, x, tuple(sizes), sizes=sizes, mode=mode)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_axis_filters_are_cached_read_only_and_reused_across_calls() -> None:
+    from relaxvm.kernels.resize import axis_filter
+    args = (20, 40, 2.0, 40.0, "half_pixel", (0.0, 1.0), "linear", -0.75, False, False)
+    idx, w, dense = axis_filter(*args)
+    assert axis_filter(*args)[2] is dense and not dense.flags.writeable
+    np.testing.assert_allclose(dense.sum(axis=1), 1.0)      # each output a convex mix
+    assert idx.shape == w.shape == (40, 2)
